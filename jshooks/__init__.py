@@ -1,0 +1,1 @@
+"""JavaScript syscall hooks (QuickJS): the engine and the ``hooks`` API."""

@@ -1,0 +1,163 @@
+"""The ``pysentry`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from sentry import abi
+from sentry.errors import GuestFault, KernelBug
+from sentry.kernel import Options, print_bug
+from sentry.task import Task
+
+EXIT_USAGE = 2
+EXIT_KERNEL_BUG = 70
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"pysentry: {message}\n")
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().rstrip("b")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r}") from None
+
+
+def _bind(text: str) -> tuple[str, str, bool]:
+    parts = text.split(":")
+    if len(parts) == 2:
+        return parts[0], parts[1], False
+    if len(parts) == 3 and parts[2] in ("ro", "rw"):
+        return parts[0], parts[1], parts[2] == "ro"
+    raise argparse.ArgumentTypeError(f"expected SRC:DST[:ro], got {text!r}")
+
+
+def _abs_path(text: str) -> str:
+    if not text.startswith("/"):
+        raise argparse.ArgumentTypeError(f"must be an absolute path: {text!r}")
+    return text
+
+
+def _env(text: str) -> str:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pysentry", description="Run Linux programs in a user-mode kernel.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a static x86-64 program in the sandbox")
+    run.add_argument("--root", default="/", help="host directory seen as / (read-only)")
+    run.add_argument("--bind", action="append", type=_bind, default=[],
+                     metavar="SRC:DST[:ro]", help="expose a host directory at DST")
+    run.add_argument("--tmpfs", action="append", type=_abs_path, default=[],
+                     metavar="DST", help="mount an empty memory file system at DST")
+    run.add_argument("--cwd", type=_abs_path, help="working directory of the program")
+    run.add_argument("--env", action="append", type=_env, default=[],
+                     metavar="NAME=VALUE", help="set an environment variable")
+    run.add_argument("--clear-env", action="store_true",
+                     help="start from an empty environment")
+    run.add_argument("--strace", nargs="?", const="-", metavar="FILE",
+                     help="trace syscalls like strace (to stderr or FILE)")
+    run.add_argument("--strace-json", metavar="FILE",
+                     help="write one JSON object per syscall to FILE")
+    run.add_argument("--memory-limit", type=_size, metavar="SIZE",
+                     help="most memory the guest may map (e.g. 512M)")
+    run.add_argument("--max-tasks", type=int, default=4096, metavar="N",
+                     help="most tasks the guest may have")
+    run.add_argument("program", metavar="PROGRAM")
+    run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARG")
+
+    sub.add_parser("syscalls", help="print the syscall support table")
+    return parser
+
+
+def _environment(ns: argparse.Namespace) -> list[bytes]:
+    env: dict[bytes, bytes] = {} if ns.clear_env else dict(os.environb)
+    for item in ns.env:
+        name, _, value = item.partition("=")
+        env[os.fsencode(name)] = os.fsencode(value)
+    return [k + b"=" + v for k, v in env.items()]
+
+
+def _on_fault(task: Task, fault: GuestFault) -> None:
+    name = abi.SIGNAL_NAMES.get(fault.signo, f"signal {fault.signo}")
+    sys.stderr.write(
+        f"pysentry: {task.process.comm}[{task.process.pid}] killed by {name}: "
+        f"{fault.reason} at {fault.address:#x}\n"
+    )
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    from sentry.boot import StartError, start
+
+    options = Options(
+        root=ns.root, binds=ns.bind, tmpfs=ns.tmpfs, cwd=ns.cwd,
+        memory_limit=ns.memory_limit, max_tasks=ns.max_tasks,
+    )
+    args = list(ns.args)
+    if args[:1] == ["--"]:
+        args = args[1:]
+    try:
+        kernel, task, entry, sp = start(options, ns.program, args, _environment(ns))
+    except StartError as exc:
+        sys.stderr.write(f"pysentry: {exc}\n")
+        return exc.status
+
+    tracers = []
+    if ns.strace or ns.strace_json:
+        from sentry.strace import Tracer
+
+        try:
+            tracer = Tracer.open(kernel, ns.strace, ns.strace_json)
+        except OSError as exc:
+            sys.stderr.write(f"pysentry: cannot open trace output: {exc.strerror}\n")
+            return EXIT_USAGE
+        tracers.append(tracer)
+        kernel.set_tracer(tracer)
+    try:
+        status = kernel.run(task, entry, sp, _on_fault)
+    except KernelBug as bug:
+        print_bug(bug)
+        return EXIT_KERNEL_BUG
+    finally:
+        for tracer in tracers:
+            tracer.close()
+    if status & 0x7F:
+        return 128 + (status & 0x7F)
+    return (status >> 8) & 0xFF
+
+
+def cmd_syscalls() -> int:
+    from sentry.syscalls.table import MISSING, default_table
+
+    rows = default_table()
+    print(f"{'NR':>4}  {'NAME':<24} {'LEVEL':<10} NOTE")
+    for row in rows:
+        if row.level == MISSING and row.name.startswith("syscall_"):
+            continue
+        print(f"{row.nr:>4}  {row.name:<24} {row.level:<10} {row.note}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command == "syscalls":
+        return cmd_syscalls()
+    return cmd_run(ns)
+
+
+def entry_point() -> None:
+    sys.exit(main())

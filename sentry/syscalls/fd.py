@@ -1,0 +1,688 @@
+"""Descriptor syscalls: I/O, duplication, fcntl, ioctl, pipes, polling."""
+
+from __future__ import annotations
+
+import select as _select
+import struct
+import time as _host_time
+from typing import TYPE_CHECKING
+
+from sentry import abi
+from sentry.errors import SyscallError
+from sentry.syscalls.args import s32, s64
+from sentry.syscalls.table import syscall
+from vfs.core import OpenFile
+from vfs.wait import WouldBlock
+
+if TYPE_CHECKING:
+    from sentry.task import Task
+
+MAX_RW = 0x7FFFF000  # MAX_RW_COUNT: the most one read or write moves
+IOV_MAX = 1024
+_iovec = struct.Struct("<QQ")
+_dirent_head = struct.Struct("<QqHB")
+
+
+def _fd(t: Task, fd: int) -> OpenFile:
+    return t.process.fds.get(s32(fd))
+
+
+def _blocked(t: Task, exc: WouldBlock) -> SyscallError:
+    """A blocking call with nothing else able to make progress.
+
+    TODO: park the task in the scheduler once there are other tasks to run;
+    with a single task nothing can ever wake it, so Linux would hang here.
+    """
+    if exc.host_fd is not None:
+        _select.select([exc.host_fd], [exc.host_fd] if exc.events & abi.POLLOUT else [],
+                       [])
+        return SyscallError(abi.EINTR)
+    raise SyscallError(abi.EDEADLK)
+
+
+def _readable(file: OpenFile) -> None:
+    if not file.readable:
+        raise SyscallError(abi.EBADF)
+
+
+def _writable(file: OpenFile) -> None:
+    if not file.writable:
+        raise SyscallError(abi.EBADF)
+
+
+# --- read and write ----------------------------------------------------------
+
+
+def read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
+    """read(2)."""
+    file = _fd(t, fd)
+    _readable(file)
+    try:
+        data = file.read(min(count, MAX_RW))
+    except WouldBlock as exc:
+        raise _blocked(t, exc) from None
+    t.mm.write(buf, data)
+    return len(data)
+
+
+def write(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
+    """write(2)."""
+    file = _fd(t, fd)
+    _writable(file)
+    data = t.mm.read(buf, min(count, MAX_RW))
+    try:
+        return file.write(data)
+    except WouldBlock as exc:
+        raise _blocked(t, exc) from None
+
+
+def _iovecs(t: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+    iovcnt = s32(iovcnt)
+    if iovcnt < 0 or iovcnt > IOV_MAX:
+        raise SyscallError(abi.EINVAL)
+    raw = t.mm.read(iov, 16 * iovcnt)
+    out = []
+    total = 0
+    for i in range(iovcnt):
+        base, length = _iovec.unpack_from(raw, 16 * i)
+        if length >> 63:
+            raise SyscallError(abi.EINVAL)
+        total += length
+        out.append((base, length))
+    if total > (1 << 63) - 1:
+        raise SyscallError(abi.EINVAL)
+    return out
+
+
+def _scatter(t: Task, vecs: list[tuple[int, int]], data: bytes) -> None:
+    pos = 0
+    for base, length in vecs:
+        if pos >= len(data):
+            break
+        piece = data[pos : pos + length]
+        t.mm.write(base, piece)
+        pos += len(piece)
+
+
+def _gather(t: Task, vecs: list[tuple[int, int]]) -> bytes:
+    return b"".join(t.mm.read(base, length) for base, length in vecs)
+
+
+def readv(t: Task, fd: int, iov: int, iovcnt: int, *_: int) -> int:
+    """readv(2)."""
+    file = _fd(t, fd)
+    _readable(file)
+    vecs = _iovecs(t, iov, iovcnt)
+    try:
+        data = file.read(min(sum(n for _b, n in vecs), MAX_RW))
+    except WouldBlock as exc:
+        raise _blocked(t, exc) from None
+    _scatter(t, vecs, data)
+    return len(data)
+
+
+def writev(t: Task, fd: int, iov: int, iovcnt: int, *_: int) -> int:
+    """writev(2)."""
+    file = _fd(t, fd)
+    _writable(file)
+    data = _gather(t, _iovecs(t, iov, iovcnt))
+    try:
+        return file.write(data[:MAX_RW])
+    except WouldBlock as exc:
+        raise _blocked(t, exc) from None
+
+
+def _offset(off: int) -> int:
+    off = s64(off)
+    if off < 0:
+        raise SyscallError(abi.EINVAL)
+    return off
+
+
+def pread64(t: Task, fd: int, buf: int, count: int, off: int, *_: int) -> int:
+    """pread64(2)."""
+    file = _fd(t, fd)
+    _readable(file)
+    data = file.pread(min(count, MAX_RW), _offset(off))
+    t.mm.write(buf, data)
+    return len(data)
+
+
+def pwrite64(t: Task, fd: int, buf: int, count: int, off: int, *_: int) -> int:
+    """pwrite64(2)."""
+    file = _fd(t, fd)
+    _writable(file)
+    off = _offset(off)
+    return file.pwrite(t.mm.read(buf, min(count, MAX_RW)), off)
+
+
+def preadv(t: Task, fd: int, iov: int, iovcnt: int, off: int, *_: int) -> int:
+    """preadv(2)."""
+    file = _fd(t, fd)
+    _readable(file)
+    vecs = _iovecs(t, iov, iovcnt)
+    data = file.pread(min(sum(n for _b, n in vecs), MAX_RW), _offset(off))
+    _scatter(t, vecs, data)
+    return len(data)
+
+
+def pwritev(t: Task, fd: int, iov: int, iovcnt: int, off: int, *_: int) -> int:
+    """pwritev(2)."""
+    file = _fd(t, fd)
+    _writable(file)
+    vecs = _iovecs(t, iov, iovcnt)
+    return file.pwrite(_gather(t, vecs)[:MAX_RW], _offset(off))
+
+
+def preadv2(t: Task, fd: int, iov: int, iovcnt: int, off: int, _h: int, flags: int
+            ) -> int:
+    """preadv2(2): offset -1 means the file offset."""
+    if s64(off) == -1:
+        return readv(t, fd, iov, iovcnt)
+    return preadv(t, fd, iov, iovcnt, off)
+
+
+def pwritev2(t: Task, fd: int, iov: int, iovcnt: int, off: int, _h: int, flags: int
+             ) -> int:
+    """pwritev2(2): offset -1 means the file offset."""
+    if s64(off) == -1:
+        return writev(t, fd, iov, iovcnt)
+    return pwritev(t, fd, iov, iovcnt, off)
+
+
+def lseek(t: Task, fd: int, offset: int, whence: int, *_: int) -> int:
+    """lseek(2)."""
+    file = _fd(t, fd)
+    return file.seek(s64(offset), s32(whence))
+
+
+def getdents64(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
+    """getdents64(2): d_off is the index of the next entry."""
+    file = _fd(t, fd)
+    entries = file.entries()
+    out = bytearray()
+    index = file.offset
+    while index < len(entries):
+        entry = entries[index]
+        name = entry.name.encode("utf-8", "surrogateescape") + b"\0"
+        reclen = (_dirent_head.size + len(name) + 7) & ~7
+        if len(out) + reclen > count:
+            if not out:
+                raise SyscallError(abi.EINVAL)
+            break
+        rec = _dirent_head.pack(entry.ino, index + 1, reclen, entry.dtype) + name
+        out += rec.ljust(reclen, b"\0")
+        index += 1
+    t.mm.write(buf, bytes(out))
+    file.offset = index
+    return len(out)
+
+
+# --- descriptors -------------------------------------------------------------
+
+
+def close(t: Task, fd: int, *_: int) -> int:
+    """close(2)."""
+    t.process.fds.close(s32(fd))
+    return 0
+
+
+def close_range(t: Task, first: int, last: int, flags: int, *_: int) -> int:
+    """close_range(2)."""
+    first, last, flags = first & 0xFFFFFFFF, last & 0xFFFFFFFF, s32(flags)
+    if flags & ~(abi.CLOSE_RANGE_UNSHARE | abi.CLOSE_RANGE_CLOEXEC) or first > last:
+        raise SyscallError(abi.EINVAL)
+    fds = t.process.fds
+    for fd, _file in list(fds.items()):
+        if first <= fd <= last:
+            if flags & abi.CLOSE_RANGE_CLOEXEC:
+                fds.entry(fd).cloexec = True
+            else:
+                fds.close(fd)
+    return 0
+
+
+def dup(t: Task, fd: int, *_: int) -> int:
+    """dup(2)."""
+    file = _fd(t, fd)
+    return t.process.fds.install(file)
+
+
+def dup3(t: Task, old: int, new: int, flags: int, *_: int) -> int:
+    """dup3(2)."""
+    old, new, flags = s32(old), s32(new), s32(flags)
+    if flags & ~abi.O_CLOEXEC or old == new:
+        raise SyscallError(abi.EINVAL)
+    fds = t.process.fds
+    file = fds.get(old)
+    if not 0 <= new < fds.limit:
+        raise SyscallError(abi.EBADF)
+    fds.put(new, file, bool(flags & abi.O_CLOEXEC))
+    return new
+
+
+def dup2(t: Task, old: int, new: int, *_: int) -> int:
+    """dup2(2)."""
+    if s32(old) == s32(new):
+        _fd(t, old)
+        return s32(new)
+    return dup3(t, old, new, 0)
+
+
+def fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
+    """fcntl(2)."""
+    fds = t.process.fds
+    fd, cmd = s32(fd), s32(cmd)
+    entry = fds.entry(fd)
+    file = entry.file
+    if cmd in (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC):
+        start = s32(arg)
+        if start < 0 or start >= fds.limit:
+            raise SyscallError(abi.EINVAL)
+        return fds.install(file, cmd == abi.F_DUPFD_CLOEXEC, start)
+    if cmd == abi.F_GETFD:
+        return abi.FD_CLOEXEC if entry.cloexec else 0
+    if cmd == abi.F_SETFD:
+        entry.cloexec = bool(arg & abi.FD_CLOEXEC)
+        return 0
+    if cmd == abi.F_GETFL:
+        return file.flags & (abi.O_ACCMODE | abi.O_STATUS_FLAGS | abi.O_PATH
+                             | abi.O_LARGEFILE | abi.O_DIRECTORY | abi.O_NOFOLLOW)
+    if cmd == abi.F_SETFL:
+        if file.flags & abi.O_PATH:
+            raise SyscallError(abi.EBADF)
+        file.flags = (file.flags & ~abi.O_SETFL_MASK) | (arg & abi.O_SETFL_MASK)
+        return 0
+    if cmd in (abi.F_GETLK, abi.F_SETLK, abi.F_SETLKW, abi.F_OFD_GETLK, abi.F_OFD_SETLK,
+               abi.F_OFD_SETLKW):
+        return _lock(t, file, cmd, arg)
+    if cmd in (abi.F_GETOWN, abi.F_SETOWN, abi.F_GETSIG, abi.F_SETSIG):
+        if cmd in (abi.F_SETOWN, abi.F_SETSIG):
+            setattr(file, "_owner" if cmd == abi.F_SETOWN else "_sig", s32(arg))
+            return 0
+        return int(getattr(file, "_owner" if cmd == abi.F_GETOWN else "_sig", 0))
+    if cmd in (abi.F_GETPIPE_SZ, abi.F_SETPIPE_SZ):
+        method = getattr(file, "pipe_size" if cmd == abi.F_GETPIPE_SZ else
+                         "set_pipe_size", None)
+        if method is None:
+            raise SyscallError(abi.EBADF)
+        return int(method() if cmd == abi.F_GETPIPE_SZ else method(s32(arg)))
+    if cmd == abi.F_GET_SEALS:
+        raise SyscallError(abi.EINVAL)
+    raise SyscallError(abi.EINVAL)
+
+
+_flock = struct.Struct("<hhqqi4x")
+
+
+def _lock(t: Task, file: OpenFile, cmd: int, arg: int) -> int:
+    """Record locks. One process cannot conflict with its own POSIX locks, so
+    F_GETLK reports F_UNLCK and F_SETLK succeeds once the request is checked."""
+    ltype, whence, _start, _length, _pid = _flock.unpack(t.mm.read(arg, _flock.size))
+    if ltype not in (abi.F_RDLCK, abi.F_WRLCK, abi.F_UNLCK) or whence not in (0, 1, 2):
+        raise SyscallError(abi.EINVAL)
+    if cmd in (abi.F_GETLK, abi.F_OFD_GETLK):
+        t.mm.write(arg, struct.pack("<h", abi.F_UNLCK))
+        return 0
+    if ltype == abi.F_RDLCK and not file.readable:
+        raise SyscallError(abi.EBADF)
+    if ltype == abi.F_WRLCK and not file.writable:
+        raise SyscallError(abi.EBADF)
+    return 0
+
+
+def flock(t: Task, fd: int, op: int, *_: int) -> int:
+    """flock(2): one process never conflicts with itself."""
+    _fd(t, fd)
+    if s32(op) & ~(1 | 2 | 4 | 8) or not s32(op) & (1 | 2 | 8):
+        raise SyscallError(abi.EINVAL)
+    return 0
+
+
+def ioctl(t: Task, fd: int, request: int, arg: int, *_: int) -> int:
+    """ioctl(2): FIOCLEX/FIONCLEX/FIONBIO here; the rest is the file's business."""
+    fds = t.process.fds
+    request &= 0xFFFFFFFF
+    entry = fds.entry(s32(fd))
+    if request == abi.FIOCLEX:
+        entry.cloexec = True
+        return 0
+    if request == abi.FIONCLEX:
+        entry.cloexec = False
+        return 0
+    if request == abi.FIONBIO:
+        on = t.mm.read_u32(arg)
+        f = entry.file
+        f.flags = (f.flags | abi.O_NONBLOCK) if on else (f.flags & ~abi.O_NONBLOCK)
+        return 0
+    if request == abi.FIONREAD and entry.file.inode is not None and entry.file.inode.is_reg:
+        file = entry.file
+        t.mm.write_u32(arg, max(file.stat().size - file.offset, 0))
+        return 0
+    return entry.file.ioctl(request, arg, t)
+
+
+def fsync(t: Task, fd: int, *_: int) -> int:
+    """fsync(2)."""
+    file = _fd(t, fd)
+    if file.inode is not None:
+        file.inode.sync()
+    return 0
+
+
+def fdatasync(t: Task, fd: int, *_: int) -> int:
+    """fdatasync(2)."""
+    return fsync(t, fd)
+
+
+def ftruncate(t: Task, fd: int, length: int, *_: int) -> int:
+    """ftruncate(2)."""
+    file = _fd(t, fd)
+    length = s64(length)
+    if length < 0:
+        raise SyscallError(abi.EINVAL)
+    if file.inode is None or not file.inode.is_reg or not file.writable:
+        raise SyscallError(abi.EINVAL if file.writable or file.inode is None else abi.EINVAL)
+    file.inode.truncate(length)
+    return 0
+
+
+def fallocate(t: Task, fd: int, mode: int, offset: int, length: int, *_: int) -> int:
+    """fallocate(2): default mode and KEEP_SIZE; holes are zero bytes."""
+    file = _fd(t, fd)
+    mode, offset, length = s32(mode), s64(offset), s64(length)
+    if offset < 0 or length <= 0:
+        raise SyscallError(abi.EINVAL)
+    if not file.writable:
+        raise SyscallError(abi.EBADF)
+    if file.inode is None or file.inode.is_dir:
+        raise SyscallError(abi.EISDIR if file.inode is not None else abi.ENODEV)
+    if not file.inode.is_reg:
+        raise SyscallError(abi.ENODEV)
+    if mode & ~abi.FALLOC_FL_KEEP_SIZE:
+        raise SyscallError(abi.EOPNOTSUPP)
+    if not mode & abi.FALLOC_FL_KEEP_SIZE and file.inode.size() < offset + length:
+        file.inode.truncate(offset + length)
+    return 0
+
+
+# --- copying between files ---------------------------------------------------
+
+
+def sendfile(t: Task, out_fd: int, in_fd: int, off_ptr: int, count: int, *_: int) -> int:
+    """sendfile(2)."""
+    src, dst = _fd(t, in_fd), _fd(t, out_fd)
+    _readable(src)
+    _writable(dst)
+    if dst.flags & abi.O_APPEND:
+        raise SyscallError(abi.EINVAL)
+    count = min(count, MAX_RW)
+    if off_ptr:
+        off = t.mm.read_i64(off_ptr)
+        if off < 0:
+            raise SyscallError(abi.EINVAL)
+        data = src.pread(count, off)
+    else:
+        data = src.read(count)
+    n = dst.write(data) if data else 0
+    if off_ptr:
+        t.mm.write_u64(off_ptr, off + n)
+    elif n < len(data):
+        src.seek(n - len(data), abi.SEEK_CUR)
+    return n
+
+
+def copy_file_range(t: Task, in_fd: int, in_off: int, out_fd: int, out_off: int,
+                    count: int, flags: int) -> int:
+    """copy_file_range(2)."""
+    if flags:
+        raise SyscallError(abi.EINVAL)
+    src, dst = _fd(t, in_fd), _fd(t, out_fd)
+    _readable(src)
+    _writable(dst)
+    if dst.flags & abi.O_APPEND:
+        raise SyscallError(abi.EBADF)
+    for f in (src, dst):
+        if f.inode is None or f.inode.is_dir:
+            raise SyscallError(abi.EISDIR if f.inode is not None else abi.EINVAL)
+        if not f.inode.is_reg:
+            raise SyscallError(abi.EINVAL)
+    count = min(count, MAX_RW)
+    src_off = t.mm.read_i64(in_off) if in_off else src.offset
+    dst_off = t.mm.read_i64(out_off) if out_off else dst.offset
+    if src_off < 0 or dst_off < 0:
+        raise SyscallError(abi.EINVAL)
+    data = src.pread(count, src_off)
+    n = dst.pwrite(data, dst_off) if data else 0
+    if in_off:
+        t.mm.write_u64(in_off, src_off + n)
+    else:
+        src.offset = src_off + n
+    if out_off:
+        t.mm.write_u64(out_off, dst_off + n)
+    else:
+        dst.offset = dst_off + n
+    return n
+
+
+# --- pipes and event counters ------------------------------------------------
+
+
+def pipe2(t: Task, addr: int, flags: int, *_: int) -> int:
+    """pipe2(2)."""
+    from vfs.pipe import new_pipe
+
+    flags = s32(flags)
+    if flags & ~(abi.O_CLOEXEC | abi.O_NONBLOCK | abi.O_DIRECT):
+        raise SyscallError(abi.EINVAL)
+    reader, writer = new_pipe(flags & (abi.O_NONBLOCK | abi.O_DIRECT))
+    fds = t.process.fds
+    cloexec = bool(flags & abi.O_CLOEXEC)
+    rfd = fds.install(reader, cloexec)
+    try:
+        wfd = fds.install(writer, cloexec)
+    except SyscallError:
+        fds.close(rfd)
+        raise
+    try:
+        t.mm.write(addr, struct.pack("<ii", rfd, wfd))
+    except SyscallError:
+        fds.close(rfd)
+        fds.close(wfd)
+        raise
+    return 0
+
+
+def pipe(t: Task, addr: int, *_: int) -> int:
+    """pipe(2)."""
+    return pipe2(t, addr, 0)
+
+
+def eventfd2(t: Task, initval: int, flags: int, *_: int) -> int:
+    """eventfd2(2)."""
+    from vfs.pipe import EventFd
+
+    flags = s32(flags)
+    if flags & ~(abi.EFD_CLOEXEC | abi.EFD_NONBLOCK | abi.EFD_SEMAPHORE):
+        raise SyscallError(abi.EINVAL)
+    file = EventFd(initval & 0xFFFFFFFF, flags)
+    return t.process.fds.install(file, bool(flags & abi.EFD_CLOEXEC))
+
+
+def eventfd(t: Task, initval: int, *_: int) -> int:
+    """eventfd(2)."""
+    return eventfd2(t, initval, 0)
+
+
+# --- polling -----------------------------------------------------------------
+
+_pollfd = struct.Struct("<ihh")
+
+
+def _poll_once(t: Task, entries: list[tuple[int, int]]) -> list[int]:
+    fds = t.process.fds
+    out = []
+    for fd, events in entries:
+        if fd < 0:
+            out.append(0)
+            continue
+        if fd not in fds:
+            out.append(abi.POLLNVAL)
+            continue
+        ready = fds.get(fd).poll()
+        out.append(ready & (events | abi.POLLERR | abi.POLLHUP | abi.POLLNVAL))
+    return out
+
+
+def _wait_ready(t: Task, check, timeout_ns: int | None):  # type: ignore[no-untyped-def]
+    """Poll ``check`` until it reports something or the timeout passes.
+
+    TODO: park in the scheduler on the files' wait queues once tasks can block;
+    for now only host descriptors can change while the single task waits.
+    """
+    deadline = None if timeout_ns is None else _host_time.monotonic_ns() + timeout_ns
+    delay = 0.0005
+    while True:
+        result, count = check()
+        if count or (deadline is not None and _host_time.monotonic_ns() >= deadline):
+            return result, count
+        if deadline is not None:
+            _host_time.sleep(max(0, min(delay, (deadline - _host_time.monotonic_ns()) / 1e9)))
+        else:
+            _host_time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _do_poll(t: Task, fds_addr: int, nfds: int, timeout_ns: int | None) -> int:
+    if nfds > t.process.fds.limit:
+        raise SyscallError(abi.EINVAL)
+    raw = t.mm.read(fds_addr, 8 * nfds)
+    entries = [(_pollfd.unpack_from(raw, 8 * i)[0], _pollfd.unpack_from(raw, 8 * i)[1]
+                & 0xFFFF) for i in range(nfds)]
+
+    def check():  # type: ignore[no-untyped-def]
+        revents = _poll_once(t, entries)
+        return revents, sum(1 for r in revents if r)
+
+    revents, count = _wait_ready(t, check, timeout_ns)
+    out = bytearray(raw)
+    for i, r in enumerate(revents):
+        struct.pack_into("<h", out, 8 * i + 6, r - 0x10000 if r & 0x8000 else r)
+    t.mm.write(fds_addr, bytes(out))
+    return count
+
+
+def poll(t: Task, fds_addr: int, nfds: int, timeout: int, *_: int) -> int:
+    """poll(2)."""
+    ms = s32(timeout)
+    return _do_poll(t, fds_addr, nfds, None if ms < 0 else ms * 10**6)
+
+
+def _read_timeout(t: Task, addr: int, usec: bool) -> int | None:
+    if not addr:
+        return None
+    sec, frac = struct.unpack("<qq", t.mm.read(addr, 16))
+    limit = 10**6 if usec else 10**9
+    if sec < 0 or not 0 <= frac < limit:
+        raise SyscallError(abi.EINVAL)
+    return sec * 10**9 + frac * (1000 if usec else 1)
+
+
+def ppoll(t: Task, fds_addr: int, nfds: int, tsp: int, sigmask: int, size: int,
+          *_: int) -> int:
+    """ppoll(2): the temporary signal mask matters once signals are delivered."""
+    return _do_poll(t, fds_addr, nfds, _read_timeout(t, tsp, False))
+
+
+def _do_select(t: Task, nfds: int, rset: int, wset: int, eset: int,
+               timeout_ns: int | None) -> int:
+    nfds = s32(nfds)
+    if nfds < 0 or nfds > t.process.fds.limit:
+        raise SyscallError(abi.EINVAL)
+    nbytes = ((nfds + 63) // 64) * 8
+    sets = [int.from_bytes(t.mm.read(a, nbytes), "little") if a else 0
+            for a in (rset, wset, eset)]
+    fds = t.process.fds
+    for fd in range(nfds):
+        if any(s >> fd & 1 for s in sets) and fd not in fds:
+            raise SyscallError(abi.EBADF)
+
+    def check():  # type: ignore[no-untyped-def]
+        out = [0, 0, 0]
+        count = 0
+        for fd in range(nfds):
+            want = [s >> fd & 1 for s in sets]
+            if not any(want):
+                continue
+            ready = fds.get(fd).poll()
+            got = (
+                want[0] and ready & (abi.POLLIN | abi.POLLHUP | abi.POLLERR),
+                want[1] and ready & (abi.POLLOUT | abi.POLLERR),
+                want[2] and ready & abi.POLLPRI,
+            )
+            for i, g in enumerate(got):
+                if g:
+                    out[i] |= 1 << fd
+                    count += 1
+        return out, count
+
+    out, count = _wait_ready(t, check, timeout_ns)
+    for addr, value in zip((rset, wset, eset), out):
+        if addr:
+            t.mm.write(addr, value.to_bytes(nbytes, "little"))
+    return count
+
+
+def select(t: Task, nfds: int, rset: int, wset: int, eset: int, tv: int, *_: int) -> int:
+    """select(2)."""
+    return _do_select(t, nfds, rset, wset, eset, _read_timeout(t, tv, True))
+
+
+def pselect6(t: Task, nfds: int, rset: int, wset: int, eset: int, ts: int, *_: int
+             ) -> int:
+    """pselect6(2): the temporary signal mask matters once signals are delivered."""
+    return _do_select(t, nfds, rset, wset, eset, _read_timeout(t, ts, False))
+
+
+SYSCALLS = [
+    syscall("read", read),
+    syscall("write", write),
+    syscall("readv", readv),
+    syscall("writev", writev),
+    syscall("pread64", pread64),
+    syscall("pwrite64", pwrite64),
+    syscall("preadv", preadv),
+    syscall("pwritev", pwritev),
+    syscall("preadv2", preadv2, "RWF_* flags are ignored", partial=True),
+    syscall("pwritev2", pwritev2, "RWF_* flags are ignored", partial=True),
+    syscall("lseek", lseek),
+    syscall("getdents64", getdents64),
+    syscall("close", close),
+    syscall("close_range", close_range, "CLOSE_RANGE_UNSHARE has nothing to unshare",
+            partial=True),
+    syscall("dup", dup),
+    syscall("dup2", dup2),
+    syscall("dup3", dup3),
+    syscall("fcntl", fcntl, "record locks never conflict within one process",
+            partial=True),
+    syscall("flock", flock, "never conflicts within one process", partial=True),
+    syscall("ioctl", ioctl, "terminal queries, FIONREAD, FIOCLEX/FIONCLEX, FIONBIO",
+            partial=True),
+    syscall("fsync", fsync),
+    syscall("fdatasync", fdatasync),
+    syscall("ftruncate", ftruncate),
+    syscall("fallocate", fallocate, "default mode and FALLOC_FL_KEEP_SIZE only",
+            partial=True),
+    syscall("sendfile", sendfile),
+    syscall("copy_file_range", copy_file_range),
+    syscall("pipe", pipe),
+    syscall("pipe2", pipe2),
+    syscall("eventfd", eventfd),
+    syscall("eventfd2", eventfd2),
+    syscall("poll", poll, "waits by polling; signals cannot interrupt it yet",
+            partial=True),
+    syscall("ppoll", ppoll, "the signal mask argument is ignored", partial=True),
+    syscall("select", select, "waits by polling; signals cannot interrupt it yet",
+            partial=True),
+    syscall("pselect6", pselect6, "the signal mask argument is ignored", partial=True),
+]
