@@ -1,7 +1,8 @@
 /*
- * args_env: print argc and every argument, then the value of each variable
- * named after "--", or "(unset)". With "--all" instead, print the whole
- * environment sorted. Exit status is the number of unset variables asked for.
+ * args_env: print argc and every argument verbatim. An argument of the form
+ * "env:NAME" also prints the value of the variable NAME, or "(unset)"; the
+ * argument "env:*" prints the whole environment, sorted. Exit status is the
+ * number of variables asked for that were unset.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,28 +15,36 @@ static int by_text(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void all_env(void)
+{
+	int n = 0;
+
+	while (environ[n])
+		n++;
+	qsort(environ, n, sizeof(environ[0]), by_text);
+	printf("environ has %d entries\n", n);
+	for (int i = 0; i < n; i++)
+		printf("env '%s'\n", environ[i]);
+}
+
 int main(int argc, char **argv)
 {
-	int i, unset = 0, n = 0;
+	int unset = 0;
 
 	printf("argc %d\n", argc);
-	for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
-		printf("argv[%d] '%s'\n", i, argv[i]);
-	for (i++; i < argc; i++) {
-		const char *v;
+	for (int i = 0; i < argc; i++) {
+		const char *name = argv[i] + 4, *value;
 
-		if (strcmp(argv[i], "--all") == 0) {
-			while (environ[n])
-				n++;
-			qsort(environ, n, sizeof(environ[0]), by_text);
-			printf("environ has %d entries\n", n);
-			for (int j = 0; j < n; j++)
-				printf("env '%s'\n", environ[j]);
+		printf("argv[%d] '%s'\n", i, argv[i]);
+		if (strncmp(argv[i], "env:", 4) != 0)
+			continue;
+		if (strcmp(name, "*") == 0) {
+			all_env();
 			continue;
 		}
-		v = getenv(argv[i]);
-		unset += v == NULL;
-		printf("%s=%s\n", argv[i], v ? v : "(unset)");
+		value = getenv(name);
+		unset += value == NULL;
+		printf("%s=%s\n", name, value ? value : "(unset)");
 	}
 	printf("argv[argc] is NULL: %s\n", argv[argc] == NULL ? "yes" : "no");
 	return unset;
