@@ -173,7 +173,8 @@ class Kernel:
 
     # --- dispatch ------------------------------------------------------------
 
-    def _dispatch(self, regs: list[int]) -> None:
+    def _dispatch(self, regs: list[int]) -> int | None:
+        """Run one syscall; return its result (None if the task is gone)."""
         nr = regs[0]
         task = self.current
         assert task is not None
@@ -186,17 +187,19 @@ class Kernel:
             result = -err.errno
         except Exception as exc:  # noqa: BLE001 - every other exception is our bug
             self._report_bug(row, exc)
-            return
-        if not task.exited:
-            task.mm.cpu.set_result(result)
+            return None
+        if task.exited:
+            return None
+        task.mm.cpu.set_result(result)
+        return result
 
     def _dispatch_traced(self, regs: list[int]) -> None:
         tracer = self.tracer
         task = self.current
         assert task is not None and tracer is not None
         tracer.enter(task, regs)  # type: ignore[attr-defined]
-        self._dispatch(regs)
-        tracer.exit(task, regs)  # type: ignore[attr-defined]
+        result = self._dispatch(regs)
+        tracer.exit(task, regs, result)  # type: ignore[attr-defined]
 
     def _report_bug(self, row: Syscall | None, exc: BaseException) -> None:
         name = row.name if row is not None else "?"

@@ -47,7 +47,7 @@ TASK_SIZE = 0x7FFF_FFFF_F000
 MMAP_TOP = 0x7FFF_F000_0000
 STACK_TOP = 0x7FFF_FFFF_E000
 STACK_SIZE = 8 << 20
-HEAP_RESERVE = 1 << 34  # host address space reserved for brk; committed lazily
+HEAP_RESERVE = 1 << 32  # host address space reserved for brk; committed lazily
 MMAP_MIN_ADDR = 0x10000
 
 _u64 = struct.Struct("<Q")
@@ -70,7 +70,11 @@ class HostBuffer:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.mem = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        try:
+            self.mem = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        except (OSError, OverflowError, ValueError):
+            # The host would not give us the memory: the guest sees ENOMEM.
+            raise SyscallError(abi.ENOMEM) from None
         self.addr = ctypes.addressof(ctypes.c_char.from_buffer(self.mem))
         self.view = memoryview(self.mem)
 

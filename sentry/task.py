@@ -169,6 +169,8 @@ class Process:
     rlimits: dict[int, tuple[int, int]] = attrs.Factory(dict)
     exit_status: int | None = None  # wait status once the group has exited
     dumpable: int = 1
+    no_new_privs: bool = False
+    pdeathsig: int = 0
     kernel: Kernel = None  # type: ignore[assignment]
 
 

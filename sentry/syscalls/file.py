@@ -707,7 +707,7 @@ def getcwd(t: Task, buf: int, size: int, *_: int) -> int:
     return len(data)
 
 
-_statfs = struct.Struct("<qqQQQQQiiq5q")
+_statfs = struct.Struct("<qqQQQQQiiqqq4q")
 _FS_MAGIC = {"tmpfs": 0x01021994, "overlay": 0x794C7630, "proc": 0x9FA0, "devtmpfs":
              0x01021994, "hostfs": 0xEF53}
 
@@ -717,7 +717,7 @@ def _statfs_blob(loc: Location) -> bytes:
     flags = 1 if loc.mount.read_only or loc.inode.read_only else 0  # ST_RDONLY
     blocks = 1 << 24
     return _statfs.pack(magic, 4096, blocks, blocks // 2, blocks // 2, 1 << 20, 1 << 19,
-                        0, 0, 255, 4096, flags | 0x20, 0, 0, 0, 0)[:120]
+                        0, 0, 255, 4096, flags | 0x20, 0, 0, 0, 0)
 
 
 def statfs(t: Task, addr: int, buf: int, *_: int) -> int:

@@ -339,14 +339,14 @@ def prctl(t: Task, option: int, arg2: int, arg3: int, arg4: int, arg5: int, *_: 
         proc.no_new_privs = True
         return 0
     if option == abi.PR_GET_NO_NEW_PRIVS:
-        return int(getattr(proc, "no_new_privs", False))
+        return int(proc.no_new_privs)
     if option == abi.PR_SET_PDEATHSIG:
         if not 0 <= arg2 <= abi.NSIG:
             raise SyscallError(abi.EINVAL)
         proc.pdeathsig = arg2
         return 0
     if option == abi.PR_GET_PDEATHSIG:
-        t.mm.write_u32(arg2, getattr(proc, "pdeathsig", 0))
+        t.mm.write_u32(arg2, proc.pdeathsig)
         return 0
     if option == abi.PR_GET_SECCOMP:
         return 0
