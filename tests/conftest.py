@@ -156,11 +156,16 @@ def assert_same(
 ) -> Result:
     """Assert the sandbox prints what the host prints and exits the same way.
 
-    Both runs get the same environment and working directory. Returns the
-    native result for further checks.
+    Both runs get the same environment, working directory and standard input
+    (a file given as stdin is rewound between the runs). Returns the native
+    result for further checks.
     """
     kw["env"] = sandbox_env(kw.get("env"))
+    stdin = kw.get("stdin")
+    start = stdin.tell() if hasattr(stdin, "seek") else None
     native = run_native(prog, args, **kw)
+    if start is not None:
+        stdin.seek(start)
     sandboxed = run_sandbox(prog, args, extra_opts, **kw)
     context = f"sandbox stderr:\n{tail(sandboxed.stderr)}"
     assert sandboxed.stdout == native.stdout, context
