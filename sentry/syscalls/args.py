@@ -39,8 +39,13 @@ def encode(s: str) -> bytes:
     return s.encode("utf-8", "surrogateescape")
 
 
-def dirfd_location(task: Task, dirfd: int) -> Location:
-    """The directory an *at() call starts from (AT_FDCWD: the working directory)."""
+def dirfd_location(task: Task, dirfd: int, path: str = "") -> Location:
+    """The directory an *at() call starts from (AT_FDCWD: the working directory).
+
+    An absolute ``path`` ignores ``dirfd``, even an invalid one, as Linux does.
+    """
+    if path.startswith("/"):
+        return task.process.fs.root
     dirfd = s32(dirfd)
     if dirfd == abi.AT_FDCWD:
         return task.process.fs.cwd

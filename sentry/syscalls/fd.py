@@ -399,8 +399,17 @@ def fallocate(t: Task, fd: int, mode: int, offset: int, length: int, *_: int) ->
         raise SyscallError(abi.EISDIR if file.inode is not None else abi.ENODEV)
     if not file.inode.is_reg:
         raise SyscallError(abi.ENODEV)
-    if mode & ~abi.FALLOC_FL_KEEP_SIZE:
+    if mode & ~(abi.FALLOC_FL_KEEP_SIZE | abi.FALLOC_FL_PUNCH_HOLE):
         raise SyscallError(abi.EOPNOTSUPP)
+    if mode & abi.FALLOC_FL_PUNCH_HOLE:
+        # "The FALLOC_FL_PUNCH_HOLE flag must be ORed with FALLOC_FL_KEEP_SIZE"
+        # - fallocate(2). The hole reads as zeros; the size does not change.
+        if not mode & abi.FALLOC_FL_KEEP_SIZE:
+            raise SyscallError(abi.EOPNOTSUPP)
+        end = min(offset + length, file.inode.size())
+        if end > offset:
+            file.inode.write_at(offset, bytes(end - offset))
+        return 0
     if not mode & abi.FALLOC_FL_KEEP_SIZE and file.inode.size() < offset + length:
         file.inode.truncate(offset + length)
     return 0
@@ -671,7 +680,7 @@ SYSCALLS = [
     syscall("fsync", fsync),
     syscall("fdatasync", fdatasync),
     syscall("ftruncate", ftruncate),
-    syscall("fallocate", fallocate, "default mode and FALLOC_FL_KEEP_SIZE only",
+    syscall("fallocate", fallocate, "default mode, KEEP_SIZE and PUNCH_HOLE only",
             partial=True),
     syscall("sendfile", sendfile),
     syscall("copy_file_range", copy_file_range),

@@ -33,7 +33,7 @@ def _mounts(t: Task):  # type: ignore[no-untyped-def]
 
 def lookup(t: Task, dirfd: int, path: str, follow: bool = True) -> Location:
     """Resolve a path argument of an *at() call."""
-    return _mounts(t).resolve(dirfd_location(t, dirfd), path, follow=follow)
+    return _mounts(t).resolve(dirfd_location(t, dirfd, path), path, follow=follow)
 
 
 def lookup_at(t: Task, dirfd: int, addr: int, flags: int, follow_flag: bool) -> Location:
@@ -77,7 +77,9 @@ class _FileInode(Inode):
 def _parent_for_change(t: Task, dirfd: int, addr: int) -> tuple[Location, str, bool]:
     """The directory a create/remove acts in, and the final name."""
     path = path_arg(t, addr)
-    parent, name, trailing = _mounts(t).resolve_parent(dirfd_location(t, dirfd), path)
+    parent, name, trailing = _mounts(t).resolve_parent(
+        dirfd_location(t, dirfd, path), path
+    )
     if name is None:
         raise SyscallError(abi.EEXIST if path.strip("/") or path == "/" else abi.ENOENT)
     return parent, name, trailing
@@ -137,7 +139,7 @@ def dev_minor(dev: int) -> int:
 def open_location(t: Task, dirfd: int, path: str, flags: int, mode: int) -> OpenFile:
     """The shared body of open, openat, openat2 and creat."""
     mounts = _mounts(t)
-    start = dirfd_location(t, dirfd)
+    start = dirfd_location(t, dirfd, path)
     acc = flags & abi.O_ACCMODE
     writing = acc in (abi.O_WRONLY, abi.O_RDWR)
 

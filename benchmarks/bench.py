@@ -1,0 +1,92 @@
+"""Side-by-side speed of pysentry against native and qemu-x86_64.
+
+Prints, for one run on this machine:
+
+* microseconds per trapped syscall (a getppid loop), with start-up removed by
+  timing two loop lengths and dividing the difference;
+* a CPU-bound loop with no syscalls;
+* the start-up time of ``busybox true``.
+
+Usage: python benchmarks/bench.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTDATA = ROOT / "testdata"
+
+
+def build(src: str, out_dir: Path) -> Path:
+    exe = out_dir / Path(src).stem
+    subprocess.run(
+        ["gcc", "-O2", "-static", "-o", str(exe), str(TESTDATA / src)], check=True
+    )
+    return exe
+
+
+def runners() -> dict[str, list[str]]:
+    found = {"native": [], "pysentry": [sys.executable, "-m", "sentry", "run"]}
+    qemu = shutil.which("qemu-x86_64")
+    if qemu:
+        found["qemu-x86_64"] = [qemu]
+    return found
+
+
+def timed(cmd: list[str], repeat: int) -> float:
+    """The best wall time of ``repeat`` runs, in seconds."""
+    best = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        best.append(time.perf_counter() - start)
+    return min(best)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    ns = parser.parse_args()
+    small, large = (10_000, 100_000) if ns.quick else (20_000, 400_000)
+    cpu_n = 20_000_000 if ns.quick else 100_000_000
+    repeat = 2 if ns.quick else 3
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        getppid = build("bench_getppid.c", out)
+        cpu = build("bench_cpu.c", out)
+        busybox = shutil.which("busybox") or "/bin/busybox"
+
+        print(f"{'':<28}" + "".join(f"{name:>14}" for name in runners()))
+
+        row = []
+        for prefix in runners().values():
+            t_small = timed([*prefix, str(getppid), str(small)], repeat)
+            t_large = timed([*prefix, str(getppid), str(large)], repeat)
+            row.append((t_large - t_small) / (large - small) * 1e6)
+        print(f"{'getppid() us/call':<28}" + "".join(f"{v:>14.2f}" for v in row))
+
+        row = [timed([*prefix, str(cpu), str(cpu_n)], repeat) for prefix in
+               runners().values()]
+        print(f"{f'CPU loop {cpu_n:.0e} rounds s':<28}"
+              + "".join(f"{v:>14.2f}" for v in row))
+
+        if Path(busybox).exists():
+            row = [statistics.median(
+                timed([*prefix, busybox, "true"], 1) for _ in range(repeat + 2)
+            ) for prefix in runners().values()]
+            print(f"{'busybox true start-up s':<28}"
+                  + "".join(f"{v:>14.3f}" for v in row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
