@@ -192,5 +192,3 @@ def errno_of(func: Callable[..., object], *args: object) -> int:
     with pytest.raises(SyscallError) as info:
         func(*args)
     return info.value.errno
-
-

@@ -521,3 +521,10 @@ def _fstat(fd: int) -> None:
         os.fstat(fd)
     except OSError as exc:
         raise SyscallError(exc.errno or 0) from None
+
+
+def test_host_stream_zero_length_read_returns_at_once(
+    host_pipe: tuple[int, int],
+) -> None:
+    rfd, _ = host_pipe
+    assert os.read(rfd, 0) == HostStream(rfd, abi.O_RDONLY, "p").read(0) == b""

@@ -61,8 +61,20 @@ def test_proc_status_fields_appear_in_linux_order(kernel: FakeKernel) -> None:
     ours = keys(read_all(kernel, "/proc/7/status").decode())
     common = [k for k in native if k in ours]
     assert [k for k in ours if k in native] == common
-    assert {"Name", "Umask", "Tgid", "Pid", "PPid", "Uid", "Gid", "VmRSS",
-            "Threads", "SigBlk", "SigCgt", "Cpus_allowed"} <= set(ours)
+    assert {
+        "Name",
+        "Umask",
+        "Tgid",
+        "Pid",
+        "PPid",
+        "Uid",
+        "Gid",
+        "VmRSS",
+        "Threads",
+        "SigBlk",
+        "SigCgt",
+        "Cpus_allowed",
+    } <= set(ours)
 
 
 def test_proc_status_values(kernel: FakeKernel) -> None:
@@ -137,9 +149,10 @@ def test_proc_fdinfo_format_matches_linux(kernel: FakeKernel) -> None:
 
 def test_proc_fdinfo_of_eventfd_shows_the_counter(kernel: FakeKernel) -> None:
     kernel.procs[7].fds.table[3] = Entry(EventFd(5, 0), False)
-    assert "eventfd-count:                5\n" in read_all(
-        kernel, "/proc/7/fdinfo/3"
-    ).decode()
+    assert (
+        "eventfd-count:                5\n"
+        in read_all(kernel, "/proc/7/fdinfo/3").decode()
+    )
 
 
 def test_proc_maps_come_from_the_address_space(kernel: FakeKernel) -> None:
@@ -215,8 +228,14 @@ def test_proc_mounts_link_points_at_self(kernel: FakeKernel) -> None:
 
 
 def test_proc_modes_match_linux(kernel: FakeKernel) -> None:
-    for path in ("/proc/self/stat", "/proc/self/environ", "/proc/self/fd",
-                 "/proc/self/task", "/proc/uptime", "/proc/self/exe"):
+    for path in (
+        "/proc/self/stat",
+        "/proc/self/environ",
+        "/proc/self/fd",
+        "/proc/self/task",
+        "/proc/uptime",
+        "/proc/self/exe",
+    ):
         host = os.lstat(path.replace("/proc/self", f"/proc/{os.getpid()}"))
         ours = resolve(kernel, path, follow=False).inode.stat()
         assert ours.mode == host.st_mode, path
@@ -291,5 +310,8 @@ def test_proc_self_without_a_current_task_is_enoent(kernel: FakeKernel) -> None:
 
 def test_proc_random_uuid_is_version_4(kernel: FakeKernel) -> None:
     text = read_all(kernel, "/proc/sys/kernel/random/uuid").decode()
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
-                        r"[0-9a-f]{12}\n", text)
+    assert re.fullmatch(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+        r"[0-9a-f]{12}\n",
+        text,
+    )

@@ -105,6 +105,10 @@ class HostStream(OpenFile):
     # --- data ----------------------------------------------------------------
 
     def read(self, count: int) -> bytes:
+        # A zero-length read asks nothing of the host.
+        if count <= 0:
+            return b""
+
         # Wait (or fail with EAGAIN) until the host has data or a hangup.
         if not self._ready(_READY_IN):
             raise self._wait(abi.POLLIN)
