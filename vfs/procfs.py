@@ -20,9 +20,10 @@ Nothing here can be changed: opening for writing is EACCES for anyone but
 root, and a write fails the way Linux fails it for a file without a write
 operation (EINVAL for per-process files, EIO for the others).
 
-The kernel is reached through the attributes documented in the task brief of
-the process model (``kernel.current``, ``kernel.processes()``,
-``kernel.find_process(pid)``, ``kernel.mounts``, ``kernel.clock`` ...).
+What is shown comes from :class:`sentry.kernel.Kernel` (``current``,
+``processes()``, ``find_process()``, ``mounts``, ``clock``, ``uname()``,
+``ncpus()``, ``memory_limit_bytes()``, ``random_bytes()``) and from the
+:class:`sentry.task.Process` and :class:`sentry.task.Task` objects it holds.
 """
 
 from __future__ import annotations
