@@ -13,7 +13,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO, run_native, run_sandbox, sandbox_env, skip_unless_exists, tail
+from conftest import (
+    REPO,
+    run_native,
+    run_sandbox,
+    sandbox_env,
+    skip_unless_exists,
+    tail,
+)
 
 BUSYBOX = "/bin/busybox"
 
