@@ -66,13 +66,10 @@ def build_mounts(options: Options, kernel_ref: list[Kernel]) -> MountTable:
         mounts.mount(loc.path, root, fstype, source, ro)
 
     from vfs.devfs import new_devfs
+    from vfs.procfs import new_procfs
 
     add("/dev", new_devfs(kernel_ref[0]), "devtmpfs", "udev")
-    try:  # TEMPORARY
-        from vfs.procfs import new_procfs
-        add("/proc", new_procfs(kernel_ref[0]), "proc", "proc", True)
-    except ImportError:
-        pass
+    add("/proc", new_procfs(kernel_ref[0]), "proc", "proc", True)
     for path in options.tmpfs:
         add(path, new_tmpfs(), "tmpfs", "tmpfs")
     for src, dst, ro in options.binds:
@@ -121,7 +118,12 @@ def _open_stdio(fds: FdTable) -> None:
             acc = fcntl.fcntl(fd, fcntl.F_GETFL) & abi.O_ACCMODE
         except OSError:
             continue
-        fds.put(fd, HostStream(fd, acc, f"/dev/fd/{fd}"), False)
+        try:
+            # What the host descriptor is (a tty, a pipe, a file), as Linux names it.
+            name = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            name = f"/dev/fd/{fd}"
+        fds.put(fd, HostStream(fd, acc, name), False)
 
 
 def start(
