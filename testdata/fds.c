@@ -131,7 +131,7 @@ int main(void)
 	SHOW(fd = open(path2, O_WRONLY | O_APPEND));
 	SHOW(sendfile(fd, src, NULL, 3));
 	SHOW(close(fd));
-	SHOW(pipe(p));
+	SHOW(pipe2(p, O_NONBLOCK));
 	SHOW(sendfile(p[1], src, NULL, 4));
 	SHOW(read(p[0], buf, 4));
 	printf("through pipe: '%.4s'\n", buf);
