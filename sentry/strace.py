@@ -19,6 +19,18 @@ The tracer must never disturb the guest. A bad guest pointer shows as its
 address in hex, as strace shows it; any other failure while decoding is a
 tracer bug, logged once on ``pysentry.strace``, and the line goes out with raw
 values. Output errors (a closed pipe, a full disk) switch that output off.
+
+JSON lines
+----------
+Each finished syscall is one object: ``event`` ("syscall"), ``pid``, ``tid``,
+``nr``, ``name``, ``args`` (the raw registers of the arguments the call
+takes), ``decoded`` (the same arguments as the text shows them), ``ret`` (the
+result as a signed number, null if the task did not come back), ``errno``
+(its name, or null), ``time_ns`` (the guest's monotonic clock at entry) and,
+when an argument is a descriptor, ``fd_path``: the path of the first one at
+entry, null if it was not open. The end of a task is ``{"event": "exited",
+"pid", "tid", "status", "time_ns"}`` or ``"killed"`` with ``signal`` and
+``signo`` in place of ``status``.
 """
 
 from __future__ import annotations
@@ -98,10 +110,13 @@ from sentry.strace_args import (
     WHENCE,
     Call,
     Kind,
+    c_hex,
     errno_of,
     fcntl_arg_count,
     flag_names,
     futex_arg_count,
+    hex_or_null,
+    octal,
     open_arg_count,
     open_flags,
     prctl_arg_count,
@@ -110,7 +125,7 @@ from sentry.strace_args import (
 from sentry.strace_structs import (
     FCNTL_ARG,
     FUTEX_ARG4,
-    OUT_STRING,
+    OUT_PATH,
     PATH,
     PRCTL_ARG,
     PRCTL_ARG2,
@@ -183,11 +198,11 @@ def _decimal(call: Call, value: int) -> str:
 
 
 def _hex(call: Call, value: int) -> str:
-    return f"{value & 0xFFFFFFFFFFFFFFFF:#x}"
+    return c_hex(value & 0xFFFFFFFFFFFFFFFF)
 
 
 def _octal(call: Call, value: int) -> str:
-    return f"0{value:03o}"
+    return octal(value)
 
 
 def _poll_result(call: Call, value: int) -> str:
@@ -198,10 +213,10 @@ def _poll_result(call: Call, value: int) -> str:
 
 def _fcntl_result(call: Call, value: int) -> str:
     cmd = s32(call.args[1])
-    if cmd == abi.F_GETFD:
-        return f"{value:#x} (flags {flag_names(value, {'FD_CLOEXEC': 1})})"
+    if cmd == abi.F_GETFD and value:
+        return f"{c_hex(value)} (flags {flag_names(value, {'FD_CLOEXEC': 1})})"
     if cmd == abi.F_GETFL:
-        return f"{value:#x} (flags {open_flags(value)})"
+        return f"{c_hex(value)} (flags {open_flags(value)})"
     return str(s64(value))
 
 
@@ -320,7 +335,7 @@ SIGNATURES: dict[str, Signature] = {
     "access": sig(PATH, ACCESS_MODE),
     "faccessat": sig(DIRFD, PATH, ACCESS_MODE),
     "faccessat2": sig(DIRFD, PATH, ACCESS_MODE, ACCESS_AT_FLAGS),
-    "getcwd": sig(OUT_STRING, ULONG),
+    "getcwd": sig(OUT_PATH, ULONG),
     "chdir": sig(PATH),
     "fchdir": sig(FD),
     "chroot": sig(PATH),
@@ -685,7 +700,7 @@ class Tracer:
         for i in range(shown):
             kind = kinds[i]
             texts.append(None if kind.at_exit else self._show(call, kind, i))
-            if kind.fd and not has_fd and s32(args[i]) != abi.AT_FDCWD:
+            if kind.fd and not has_fd and s32(args[i]) >= 0:
                 has_fd = True
                 fd_path = _fd_path(task, s32(args[i]))
         return _Pending(nr, syscall_name(nr), signature, call, shown, texts,
@@ -697,10 +712,10 @@ class Tracer:
             return kind.show(call, raw)
         except SyscallError:
             # A bad guest pointer: show the address, as strace does.
-            return f"{raw:#x}"
+            return hex_or_null(raw)
         except Exception:  # noqa: BLE001 - a decoder bug must not stop the guest
             self._warn_once(f"decode:{kind.show!r}", "cannot decode an argument")
-            return f"{raw:#x}"
+            return hex_or_null(raw)
 
     def _finish(self, task: Task, pending: _Pending, result: int | None) -> None:
         call = pending.call
@@ -811,8 +826,4 @@ def _fd_path(task: Task, fd: int) -> str | None:
 
 
 def _raw(call: Call, index: int) -> str:
-    return hex_text(call.args[index])
-
-
-def hex_text(value: int) -> str:
-    return "NULL" if value == 0 else f"{value:#x}"
+    return hex_or_null(call.args[index])

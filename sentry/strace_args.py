@@ -215,6 +215,16 @@ def quote(data: bytes, limit: int | None = None) -> str:
     return '"' + "".join(parts) + '"' + ("..." if cut else "")
 
 
+def c_hex(value: int) -> str:
+    """As C's ``%#x``: ``0x1f``, but plain ``0`` for zero."""
+    return f"{value:#x}" if value else "0"
+
+
+def octal(value: int) -> str:
+    """As C's ``%#03o``, the way modes are written: ``0644``, ``022``, ``000``."""
+    return (f"0{value:o}" if value else "0").rjust(3, "0")
+
+
 def hex_or_null(value: int) -> str:
     return "NULL" if value == 0 else f"{value:#x}"
 
@@ -255,7 +265,7 @@ def file_mode(mode: int, with_type: bool = True) -> str:
     for name in ("S_ISUID", "S_ISGID", "S_ISVTX"):
         if mode & getattr(abi, name):
             parts.append(name)
-    parts.append(f"0{mode & 0o777:03o}")
+    parts.append(octal(mode & 0o777))
     return "|".join(parts)
 
 
@@ -304,8 +314,7 @@ def _ulong(call: Call, v: int) -> str:
 
 
 def _hex(call: Call, v: int) -> str:
-    # As C's %#x: zero has no 0x.
-    return f"{v:#x}" if v else "0"
+    return c_hex(v)
 
 
 def _ptr(call: Call, v: int) -> str:
@@ -318,7 +327,7 @@ def _dirfd(call: Call, v: int) -> str:
 
 
 def _mode(call: Call, v: int) -> str:
-    return f"0{v & 0o7777:03o}"
+    return octal(v & 0o7777)
 
 
 def _id(call: Call, v: int) -> str:
@@ -349,7 +358,7 @@ def flags(table: dict[str, int], zero: str = "0", bits: int = 32) -> Kind:
 def enum(table: dict[int, str], signed: bool = True) -> Kind:
     if signed:
         return Kind(lambda call, v: enum_name(s32(v), table))
-    return Kind(lambda call, v: table.get(v & 0xFFFFFFFF, f"{v & 0xFFFFFFFF:#x}"))
+    return Kind(lambda call, v: table.get(v & 0xFFFFFFFF, c_hex(v & 0xFFFFFFFF)))
 
 
 # --- flag and enum tables -----------------------------------------------------

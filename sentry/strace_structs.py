@@ -29,10 +29,12 @@ from sentry.strace_args import (
     Call,
     Kind,
     Show,
+    c_hex,
     file_mode,
     flag_names,
     hex_or_null,
     makedev,
+    octal,
     open_flags,
     quote,
     signal_name,
@@ -109,7 +111,7 @@ def _string(call: Call, v: int) -> str:
 
 PATH = Kind(_path)
 STRING = Kind(_string)
-OUT_STRING = Kind(_string, at_exit=True)
+OUT_PATH = Kind(_path, at_exit=True)
 
 
 # --- arguments whose meaning depends on another ------------------------------
@@ -121,7 +123,7 @@ def _prctl_arg(call: Call, v: int) -> str:
         return _string(call, v)
     if option == abi.PR_SET_PDEATHSIG:
         return signal_name(s32(v))
-    return f"{v:#x}"
+    return c_hex(v)
 
 
 def _prctl_name_out(call: Call, v: int) -> str:
@@ -185,7 +187,7 @@ def statx_struct(call: Call, addr: int) -> str:
     mask, _blksize, attrs_, _nlink, _uid, _gid, mode, _ino, size, _blocks = (
         call.unpack(_statx_head, addr))
     mask_text = STATX_MASK.show(call, mask)
-    return (f"{{stx_mask={mask_text}, stx_attributes={attrs_:#x}, "
+    return (f"{{stx_mask={mask_text}, stx_attributes={c_hex(attrs_)}, "
             f"stx_mode={file_mode(mode)}, stx_size={size}, ...}}")
 
 
@@ -380,7 +382,12 @@ def fd_set(call: Call, addr: int) -> str:
 
 def string_array(call: Call, addr: int) -> str:
     """``["ls", "-l"]``: a NULL-terminated array of strings (argv)."""
-    pointers = call.task.mm.read_pointer_array(addr, call.limit + 1)
+    pointers = []
+    for i in range(call.limit + 1):
+        pointer = call.unpack(_u64, addr + 8 * i)[0]
+        if pointer == 0:
+            break
+        pointers.append(pointer)
     items = [_string(call, p) for p in pointers[: call.limit]]
     more = ", ..." if len(pointers) > call.limit else ""
     return "[" + ", ".join(items) + more + "]"
@@ -419,8 +426,8 @@ def statfs(call: Call, addr: int) -> str:
 
 def open_how(call: Call, addr: int) -> str:
     how_flags, mode, resolve = call.unpack(_open_how, addr)
-    return (f"{{flags={open_flags(how_flags)}, mode=0{mode & 0o7777:03o}, "
-            f"resolve={resolve:#x}}}")
+    return (f"{{flags={open_flags(how_flags)}, mode={octal(mode & 0o7777)}, "
+            f"resolve={c_hex(resolve)}}}")
 
 
 def clone_args(call: Call, addr: int) -> str:
@@ -428,7 +435,7 @@ def clone_args(call: Call, addr: int) -> str:
         call.unpack(_clone_args, addr))
     flags_text = flag_names(clone_flags, CLONE_FLAGS)
     return (f"{{flags={flags_text}, exit_signal={signal_name(exit_signal)}, "
-            f"stack={hex_or_null(stack)}, stack_size={stack_size:#x}, ...}}")
+            f"stack={hex_or_null(stack)}, stack_size={c_hex(stack_size)}, ...}}")
 
 
 def epoll_event(call: Call, addr: int) -> str:

@@ -23,7 +23,7 @@ from conftest import Builder, run_sandbox, skip_unless_exists
 from sentry import abi
 from sentry.errors import SyscallError
 from sentry.strace import SIGNATURES, Tracer
-from sentry.strace_args import map_flags, open_flags, quote
+from sentry.strace_args import c_hex, map_flags, octal, open_flags, quote
 from sentry.strace_structs import sigset_text, wait_status
 from sentry.syscalls.table import MISSING, default_table
 from sentry.sysno import SYSCALL_NUMBERS
@@ -318,6 +318,15 @@ def test_quote_uses_three_octal_digits_only_before_a_digit() -> None:
 def test_quote_marks_a_cut_string() -> None:
     assert quote(b"abcdef", 4) == '"abcd"...'
     assert quote(b"abcd", 4) == '"abcd"'
+
+
+def test_modes_are_written_as_c_writes_them_with_percent_03o() -> None:
+    assert [octal(m) for m in (0o644, 0o22, 0, 0o4711)] == ["0644", "022", "000",
+                                                          "04711"]
+
+
+def test_hex_values_are_written_as_c_writes_them_with_percent_x() -> None:
+    assert (c_hex(0x1F), c_hex(0)) == ("0x1f", "0")
 
 
 def test_open_flags_always_show_the_access_mode() -> None:
