@@ -669,20 +669,26 @@ class Tracer:
     def close(self) -> None:
         """Report calls that never returned, then flush and close the outputs."""
         for tid, pending in list(self._pending.items()):
-            texts = [t if t is not None else "" for t in pending.texts]
-            args = ", ".join(t for t in texts if t)
-            sep = ", " if args else ""
-            self._write_text(f"{self._prefix(tid)}{pending.name}({args}{sep}"
-                             "<unfinished ...>)")
+            # As at entry: the arguments up to the first one the kernel fills in.
+            shown = []
+            for text in pending.texts:
+                if text is None:
+                    break
+                shown.append(text)
+            shown.append("<unfinished ...>")
+            self._write_text(f"{self._prefix(tid)}{pending.name}({', '.join(shown)})")
         self._pending.clear()
         for stream in (self.text, self.json_out):
             if stream is not None:
                 try:
                     stream.flush()
-                except (OSError, ValueError):
-                    pass
+                except (OSError, ValueError) as exc:
+                    log.warning("trace output incomplete: %s", exc)
         for stream in self._owned:
-            stream.close()
+            try:
+                stream.close()
+            except OSError as exc:
+                log.warning("trace output incomplete: %s", exc)
         self._owned.clear()
 
     # --- decoding ------------------------------------------------------------
