@@ -732,7 +732,14 @@ class Tracer:
             if text is None:
                 kind = pending.signature.args[i]
                 texts[i] = self._show(call, kind, i) if succeeded else _raw(call, i)
-        ret = result_text(call, pending.signature)
+        try:
+            ret = result_text(call, pending.signature)
+        except SyscallError:
+            # What the result points at is gone (poll's array): the number alone.
+            ret = _decimal(call, result or 0)
+        except Exception:  # noqa: BLE001 - a decoder bug must not stop the guest
+            self._warn_once(f"result:{pending.name}", "cannot decode a result")
+            ret = _decimal(call, result or 0)
         if self.text is not None:
             head = f"{pending.name}({', '.join(t or '' for t in texts)})"
             self._write_text(f"{self._prefix(task.tid)}{head:<{RESULT_COLUMN}} = {ret}")

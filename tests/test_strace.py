@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -389,6 +390,13 @@ class FakeMM:
         data = self.read(addr, min(limit + 1, self.BASE + 4096 - addr))
         return data.split(b"\0", 1)[0]
 
+    def read_pointer_array(self, addr: int, limit: int = 1 << 17) -> list[int]:
+        out = []
+        while (pointer := int.from_bytes(self.read(addr, 8), "little")) != 0:
+            out.append(pointer)
+            addr += 8
+        return out
+
     def poke(self, addr: int, data: bytes) -> None:
         self.page[addr - self.BASE : addr - self.BASE + len(data)] = data
 
@@ -450,6 +458,25 @@ def fake_tracer() -> tuple[Tracer, FakeKernel, io.StringIO]:
     kernel = FakeKernel()
     out = io.StringIO()
     return Tracer(kernel, out, None), kernel, out  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", sorted(SIGNATURES))
+def test_every_decoder_copes_with_any_memory(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Arguments point into random bytes, or are odd numbers; results range
+    # over success, failure and a task that did not come back.
+    rng = random.Random(name)
+    tracer, kernel, out = fake_tracer()
+    task = kernel.task(1)
+    for _ in range(20):
+        task.mm.poke(FakeMM.BASE, rng.randbytes(4096))
+        args = [rng.choice([FakeMM.BASE + rng.randrange(4096), 0, 1, 2, 0x40,
+                            rng.getrandbits(64)]) for _ in range(6)]
+        result = rng.choice([0, 1, 3, 64, 4096, -abi.EFAULT, None])
+        traced_call(tracer, task, name, args, result)
+    assert [r.getMessage() for r in caplog.records] == []
+    assert out.getvalue().count(f"{name}(") == 20
 
 
 def test_a_decoder_failure_shows_the_raw_value_and_does_not_raise() -> None:
