@@ -34,11 +34,14 @@ def _size(text: str) -> int:
 
 def _bind(text: str) -> tuple[str, str, bool]:
     parts = text.split(":")
-    if len(parts) == 2:
-        return parts[0], parts[1], False
-    if len(parts) == 3 and parts[2] in ("ro", "rw"):
-        return parts[0], parts[1], parts[2] == "ro"
-    raise argparse.ArgumentTypeError(f"expected SRC:DST[:ro], got {text!r}")
+    if len(parts) in (2, 3) and parts[0] and parts[1].startswith("/"):
+        if len(parts) == 2:
+            return parts[0], parts[1], False
+        if parts[2] in ("ro", "rw"):
+            return parts[0], parts[1], parts[2] == "ro"
+    raise argparse.ArgumentTypeError(
+        f"expected SRC:DST[:ro] with an absolute DST, got {text!r}"
+    )
 
 
 def _abs_path(text: str) -> str:

@@ -20,6 +20,7 @@ Time, randomness and ids come from the services on the kernel (``clock``,
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
 import traceback
@@ -30,9 +31,12 @@ import attrs
 from sentry import abi
 from sentry.errors import GuestFault, KernelBug, SyscallError
 from sentry.mm import AddressSpace
+from sentry.syscalls.mm import SharedFileMaps
 from sentry.syscalls.table import Syscall, default_table
 from sentry.task import Credentials, FdTable, FsContext, Process, Task
+from vfs.locks import LockTable
 from vfs.mount import MountTable
+from vfs.wait import WouldBlock
 
 
 class Clock:
@@ -84,7 +88,8 @@ class Kernel:
         self.hostname = options.hostname or os.uname().nodename
         self.domainname = "(none)"
         self.tracer: object = None
-        self.syscall_counts: dict[int, int] = {}
+        self.shared_maps = SharedFileMaps()
+        self.locks = LockTable()
 
     # --- services ------------------------------------------------------------
 
@@ -185,6 +190,8 @@ class Kernel:
             result = row.handler(task, regs[1], regs[2], regs[3], regs[4], regs[5], regs[6])
         except SyscallError as err:
             result = -err.errno
+        except WouldBlock as wait:
+            result = self._wait(task, row, regs, wait)
         except Exception as exc:  # noqa: BLE001 - every other exception is our bug
             self._report_bug(row, exc)
             return None
@@ -192,6 +199,34 @@ class Kernel:
             return None
         task.mm.cpu.set_result(result)
         return result
+
+    def _wait(self, task: Task, row: Syscall | None, regs: list[int],
+              wait: WouldBlock) -> int:
+        """A handler must wait: sleep on the host descriptor and run it again.
+
+        TODO: park the task in the scheduler once there are several tasks;
+        until then only a host descriptor can change while the one task waits,
+        and a wait on anything else can never end.
+        """
+        assert row is not None
+        while True:
+            if wait.host_fd is None:
+                sys.stderr.write(
+                    f"pysentry: {task.process.comm}[{task.process.pid}] blocks in "
+                    f"{row.name}() and nothing can wake it; ending the sandbox\n"
+                )
+                self.exit_group(task, abi.SIGKILL)
+                return -abi.EINTR
+            writing = wait.events & abi.POLLOUT
+            select.select([] if writing else [wait.host_fd],
+                          [wait.host_fd] if writing else [], [])
+            try:
+                return int(row.handler(task, *regs[1:7])) + wait.done
+            except SyscallError as err:
+                return wait.done if wait.done else -err.errno
+            except WouldBlock as again:
+                again.done += wait.done
+                wait = again
 
     def _dispatch_traced(self, regs: list[int]) -> None:
         tracer = self.tracer
@@ -227,6 +262,10 @@ class Kernel:
             try:
                 cpu.run(rip)
             except GuestFault as fault:
+                vma = first.mm.find(fault.address)
+                if vma is not None and vma.beyond_eof:
+                    fault.signo = abi.SIGBUS
+                    fault.reason = "access beyond the end of a mapped file"
                 on_fault(first, fault)
                 self.exit_group(first, fault.signo)
                 break

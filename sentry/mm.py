@@ -94,6 +94,11 @@ class Vma:
     file_offset: int = 0
     dev: int = 0
     ino: int = 0
+    # False for a shared mapping of a file opened read-only: mprotect(2) may not
+    # add PROT_WRITE to it.
+    may_write: bool = True
+    # Whole pages past the end of the mapped file: any access is SIGBUS.
+    beyond_eof: bool = False
 
     def split(self, at: int) -> Vma:
         """Cut at ``at``; self keeps the lower part, the upper part is returned."""
@@ -108,7 +113,13 @@ class Vma:
 
     @property
     def readable(self) -> bool:
+        if self.beyond_eof:
+            return False
         return bool(self.prot & (abi.PROT_READ | abi.PROT_WRITE | abi.PROT_EXEC))
+
+    @property
+    def writable(self) -> bool:
+        return bool(self.prot & abi.PROT_WRITE) and not self.beyond_eof
 
 
 def _uc_perms(prot: int) -> int:
@@ -158,8 +169,9 @@ class AddressSpace:
         i = bisect.bisect_left(self._starts, vma.start)
         self._vmas.insert(i, vma)
         self._starts.insert(i, vma.start)
+        perms = 0 if vma.beyond_eof else _uc_perms(vma.prot)
         self._uc.mem_map_ptr(
-            vma.start, vma.end - vma.start, _uc_perms(vma.prot), vma.buf.addr + vma.offset
+            vma.start, vma.end - vma.start, perms, vma.buf.addr + vma.offset
         )
 
     def _remove(self, vma: Vma) -> None:
@@ -230,6 +242,8 @@ class AddressSpace:
         file_offset: int = 0,
         dev: int = 0,
         ino: int = 0,
+        may_write: bool = True,
+        file_pages: int | None = None,
     ) -> int:
         """Create a mapping and return its address (page-aligned arguments)."""
         length = page_up(length)
@@ -253,10 +267,15 @@ class AddressSpace:
         if buf is None:
             buf = HostBuffer(length)
             offset = 0
-        self._insert(
-            Vma(addr, addr + length, prot, flags, buf, offset, name, file, file_offset,
-                dev, ino)
-        )
+        vma = Vma(addr, addr + length, prot, flags, buf, offset, name, file, file_offset,
+                  dev, ino, may_write)
+        if file_pages is not None and file_pages * PAGE < length:
+            # Pages wholly past the end of the file fault with SIGBUS.
+            tail = vma.split(addr + max(file_pages, 0) * PAGE) if file_pages > 0 else vma
+            tail.beyond_eof = True
+            if tail is not vma:
+                self._insert(tail)
+        self._insert(vma)
         return addr
 
     def unmap(self, addr: int, length: int) -> None:
@@ -279,6 +298,11 @@ class AddressSpace:
             covered = vma.end
         if covered < end:
             raise SyscallError(abi.ENOMEM)
+        if prot & abi.PROT_WRITE:
+            i = max(bisect.bisect_right(self._starts, addr) - 1, 0)
+            if any(v.start < end and v.end > addr and not v.may_write
+                   for v in self._vmas[i:]):
+                raise SyscallError(abi.EACCES)
         for vma in self._carve(addr, end):
             vma.prot = prot
             self._insert(vma)
@@ -385,7 +409,7 @@ class AddressSpace:
             vma = self.find(addr)
             if vma is None:
                 raise SyscallError(abi.EFAULT)
-            if write and not vma.prot & abi.PROT_WRITE:
+            if write and not vma.writable:
                 raise SyscallError(abi.EFAULT)
             if not write and not vma.readable:
                 raise SyscallError(abi.EFAULT)
@@ -414,7 +438,7 @@ class AddressSpace:
         if length == 0:
             return
         vma = self.find(addr)
-        if vma is not None and addr + length <= vma.end and vma.prot & abi.PROT_WRITE:
+        if vma is not None and addr + length <= vma.end and vma.writable:
             off = vma.offset + (addr - vma.start)
             vma.buf.mem[off : off + length] = data
             return
@@ -423,6 +447,11 @@ class AddressSpace:
         for v, off, n in pieces:
             v.buf.mem[off : off + n] = data[pos : pos + n]
             pos += n
+
+    def check_writable(self, addr: int, length: int) -> None:
+        """EFAULT unless all of ``[addr, addr+length)`` may be written."""
+        for _piece in self._span(addr, length, True):
+            pass
 
     def poke(self, addr: int, data: bytes) -> None:
         """Write ignoring page protection (the loader filling read-only segments)."""

@@ -21,6 +21,8 @@ import tarfile
 import time
 from pathlib import Path
 
+import shutil
+import subprocess
 import pytest
 from conftest import assert_same, run_native, run_sandbox, skip_unless_exists, tail
 
@@ -475,7 +477,21 @@ def test_sash_printenv_shows_the_inherited_environment(monkeypatch):
     assert sash_same("-printenv PYSENTRY_SASH") == "visible\n"
 
 
+def _native_as_pid_one(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run natively as the first process of a new pid namespace, which is what
+    the sandbox's first program is."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare for a native pid namespace")
+    res = subprocess.run([unshare, "--pid", "--fork", *args], capture_output=True,
+                         text=True, timeout=60)
+    if "unshare failed" in res.stderr:
+        pytest.skip("pid namespaces are not available here")
+    return res
+
+
 @needs_sash
-def test_sash_exit_status_is_the_shells():
+def test_sash_exit_as_pid_one_matches_linux():
     sandboxed = run_sandbox(SASH, ["-c", "exit 3"])
-    assert sandboxed.returncode == run_native(SASH, ["-c", "exit 3"]).returncode
+    native = _native_as_pid_one([SASH, "-c", "exit 3"])
+    assert (sandboxed.returncode, sandboxed.stderr) == (native.returncode, native.stderr)

@@ -147,8 +147,8 @@ class MountTable:
     ) -> tuple[Location, str | None, bool]:
         """Walk all but the last component.
 
-        Returns (directory, last name, trailing slash). The last name is None
-        when the path names the start or root itself ("/", ".", "a/..").
+        Returns (directory, last name, trailing slash). The last name may be
+        "." or ".."; it is None when the path is "/" (or only slashes).
         """
         return self._resolve_parent(start, path, [0])
 
@@ -174,9 +174,6 @@ class MountTable:
             cur = self._lookup_last(cur, name, True, True, count)
         if not cur.inode.is_dir:
             raise SyscallError(abi.ENOTDIR)
-        if last in (".", ".."):
-            cur = self._lookup_last(cur, last, True, True, count)
-            return cur, None, trailing
         return cur, last, trailing
 
     def lookup_child(self, parent: Location, name: str) -> Location | None:

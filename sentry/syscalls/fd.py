@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import select as _select
 import struct
 import time as _host_time
 from typing import TYPE_CHECKING
@@ -12,7 +11,6 @@ from sentry.errors import SyscallError
 from sentry.syscalls.args import s32, s64
 from sentry.syscalls.table import syscall
 from vfs.core import OpenFile
-from vfs.wait import WouldBlock
 
 if TYPE_CHECKING:
     from sentry.task import Task
@@ -25,19 +23,6 @@ _dirent_head = struct.Struct("<QqHB")
 
 def _fd(t: Task, fd: int) -> OpenFile:
     return t.process.fds.get(s32(fd))
-
-
-def _blocked(t: Task, exc: WouldBlock) -> SyscallError:
-    """A blocking call with nothing else able to make progress.
-
-    TODO: park the task in the scheduler once there are other tasks to run;
-    with a single task nothing can ever wake it, so Linux would hang here.
-    """
-    if exc.host_fd is not None:
-        _select.select([exc.host_fd], [exc.host_fd] if exc.events & abi.POLLOUT else [],
-                       [])
-        return SyscallError(abi.EINTR)
-    raise SyscallError(abi.EDEADLK)
 
 
 def _readable(file: OpenFile) -> None:
@@ -53,14 +38,29 @@ def _writable(file: OpenFile) -> None:
 # --- read and write ----------------------------------------------------------
 
 
+def _before(t: Task, file: OpenFile) -> None:
+    """Reconcile shared file mappings before the file is used."""
+    maps = t.process.kernel.shared_maps
+    if maps.active:
+        maps.before_io(file.inode)
+
+
+def _after_write(t: Task, file: OpenFile) -> None:
+    maps = t.process.kernel.shared_maps
+    if maps.active:
+        maps.after_write(file.inode)
+
+
 def read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     """read(2)."""
     file = _fd(t, fd)
     _readable(file)
-    try:
-        data = file.read(min(count, MAX_RW))
-    except WouldBlock as exc:
-        raise _blocked(t, exc) from None
+    count = min(count, MAX_RW)
+
+    # A bad buffer fails before any data is consumed.
+    t.mm.check_writable(buf, count)
+    _before(t, file)
+    data = file.read(count)
     t.mm.write(buf, data)
     return len(data)
 
@@ -70,10 +70,10 @@ def write(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     file = _fd(t, fd)
     _writable(file)
     data = t.mm.read(buf, min(count, MAX_RW))
-    try:
-        return file.write(data)
-    except WouldBlock as exc:
-        raise _blocked(t, exc) from None
+    _before(t, file)
+    n = file.write(data)
+    _after_write(t, file)
+    return n
 
 
 def _iovecs(t: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
@@ -113,10 +113,10 @@ def readv(t: Task, fd: int, iov: int, iovcnt: int, *_: int) -> int:
     file = _fd(t, fd)
     _readable(file)
     vecs = _iovecs(t, iov, iovcnt)
-    try:
-        data = file.read(min(sum(n for _b, n in vecs), MAX_RW))
-    except WouldBlock as exc:
-        raise _blocked(t, exc) from None
+    for base, length in vecs:
+        t.mm.check_writable(base, length)
+    _before(t, file)
+    data = file.read(min(sum(n for _b, n in vecs), MAX_RW))
     _scatter(t, vecs, data)
     return len(data)
 
@@ -126,10 +126,10 @@ def writev(t: Task, fd: int, iov: int, iovcnt: int, *_: int) -> int:
     file = _fd(t, fd)
     _writable(file)
     data = _gather(t, _iovecs(t, iov, iovcnt))
-    try:
-        return file.write(data[:MAX_RW])
-    except WouldBlock as exc:
-        raise _blocked(t, exc) from None
+    _before(t, file)
+    n = file.write(data[:MAX_RW])
+    _after_write(t, file)
+    return n
 
 
 def _offset(off: int) -> int:
@@ -143,7 +143,11 @@ def pread64(t: Task, fd: int, buf: int, count: int, off: int, *_: int) -> int:
     """pread64(2)."""
     file = _fd(t, fd)
     _readable(file)
-    data = file.pread(min(count, MAX_RW), _offset(off))
+    count = min(count, MAX_RW)
+    off = _offset(off)
+    t.mm.check_writable(buf, count)
+    _before(t, file)
+    data = file.pread(count, off)
     t.mm.write(buf, data)
     return len(data)
 
@@ -153,7 +157,11 @@ def pwrite64(t: Task, fd: int, buf: int, count: int, off: int, *_: int) -> int:
     file = _fd(t, fd)
     _writable(file)
     off = _offset(off)
-    return file.pwrite(t.mm.read(buf, min(count, MAX_RW)), off)
+    data = t.mm.read(buf, min(count, MAX_RW))
+    _before(t, file)
+    n = file.pwrite(data, off)
+    _after_write(t, file)
+    return n
 
 
 def preadv(t: Task, fd: int, iov: int, iovcnt: int, off: int, *_: int) -> int:
@@ -222,8 +230,16 @@ def getdents64(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
 
 
 def close(t: Task, fd: int, *_: int) -> int:
-    """close(2)."""
-    t.process.fds.close(s32(fd))
+    """close(2): also drops the process's POSIX locks on the file."""
+    file = t.process.fds.close(s32(fd))
+    if file.inode is not None and not file.flags & abi.O_PATH:
+        try:
+            st = file.stat()
+        except SyscallError:
+            return 0
+        t.process.kernel.locks.release(("posix", t.process.pid), (st.dev, st.ino))
+    if file.refs == 0:
+        t.process.kernel.locks.release(("ofd", id(file)))
     return 0
 
 
@@ -312,22 +328,61 @@ def fcntl(t: Task, fd: int, cmd: int, arg: int, *_: int) -> int:
     raise SyscallError(abi.EINVAL)
 
 
-_flock = struct.Struct("<hhqqi4x")
+_flock = struct.Struct("<hh4xqqi4x")
+_OFD = (abi.F_OFD_GETLK, abi.F_OFD_SETLK, abi.F_OFD_SETLKW)
 
 
 def _lock(t: Task, file: OpenFile, cmd: int, arg: int) -> int:
-    """Record locks. One process cannot conflict with its own POSIX locks, so
-    F_GETLK reports F_UNLCK and F_SETLK succeeds once the request is checked."""
-    ltype, whence, _start, _length, _pid = _flock.unpack(t.mm.read(arg, _flock.size))
-    if ltype not in (abi.F_RDLCK, abi.F_WRLCK, abi.F_UNLCK) or whence not in (0, 1, 2):
+    """Record locks (POSIX per process, OFD per open file description)."""
+    ltype, whence, start, length, pid = _flock.unpack(t.mm.read(arg, _flock.size))
+
+    # Decode the range the way flock_to_posix_lock() does.
+    if ltype not in (abi.F_RDLCK, abi.F_WRLCK, abi.F_UNLCK):
         raise SyscallError(abi.EINVAL)
+    if whence == abi.SEEK_CUR:
+        start += file.offset
+    elif whence == abi.SEEK_END:
+        start += file.stat().size
+    elif whence != abi.SEEK_SET:
+        raise SyscallError(abi.EINVAL)
+    if length < 0:
+        start, length = start + length, -length
+    if start < 0:
+        raise SyscallError(abi.EINVAL)
+    end = start + length if length else None
+    if file.inode is None:
+        raise SyscallError(abi.EBADF)
+    ofd = cmd in _OFD
+    if ofd and pid != 0:
+        raise SyscallError(abi.EINVAL)
+    st = file.stat()
+    key = (st.dev, st.ino)
+    owner = ("ofd", id(file)) if ofd else ("posix", t.process.pid)
+    table = t.process.kernel.locks
+
+    # F_GETLK reports the first conflicting lock, or F_UNLCK.
     if cmd in (abi.F_GETLK, abi.F_OFD_GETLK):
-        t.mm.write(arg, struct.pack("<h", abi.F_UNLCK))
+        if ltype == abi.F_UNLCK:
+            raise SyscallError(abi.EINVAL)
+        other = table.conflict(key, owner, ltype, start, end)
+        if other is None:
+            t.mm.write(arg, struct.pack("<h", abi.F_UNLCK))
+        else:
+            olen = 0 if other.end is None else other.end - other.start
+            t.mm.write(arg, _flock.pack(other.kind, abi.SEEK_SET, other.start, olen,
+                                        other.pid))
         return 0
+
+    # Setting needs the matching access; a conflict fails or would wait.
     if ltype == abi.F_RDLCK and not file.readable:
         raise SyscallError(abi.EBADF)
     if ltype == abi.F_WRLCK and not file.writable:
         raise SyscallError(abi.EBADF)
+    if ltype != abi.F_UNLCK and table.conflict(key, owner, ltype, start, end):
+        # TODO: F_SETLKW should wait for the holder once there are several tasks.
+        raise SyscallError(abi.EAGAIN if cmd in (abi.F_SETLK, abi.F_OFD_SETLK)
+                           else abi.EDEADLK)
+    table.set(key, owner, ltype, start, end, -1 if ofd else t.process.pid)
     return 0
 
 
@@ -461,6 +516,11 @@ def copy_file_range(t: Task, in_fd: int, in_off: int, out_fd: int, out_off: int,
     dst_off = t.mm.read_i64(out_off) if out_off else dst.offset
     if src_off < 0 or dst_off < 0:
         raise SyscallError(abi.EINVAL)
+    # "EINVAL: fd_in and fd_out refer to the same file and the source and target
+    # ranges overlap." - copy_file_range(2)
+    if src.stat().ino == dst.stat().ino and src.stat().dev == dst.stat().dev:
+        if src_off < dst_off + count and dst_off < src_off + count:
+            raise SyscallError(abi.EINVAL)
     data = src.pread(count, src_off)
     n = dst.pwrite(data, dst_off) if data else 0
     if in_off:
@@ -672,8 +732,7 @@ SYSCALLS = [
     syscall("dup", dup),
     syscall("dup2", dup2),
     syscall("dup3", dup3),
-    syscall("fcntl", fcntl, "record locks never conflict within one process",
-            partial=True),
+    syscall("fcntl", fcntl, "F_SETLKW does not wait yet; no F_ADD_SEALS", partial=True),
     syscall("flock", flock, "never conflicts within one process", partial=True),
     syscall("ioctl", ioctl, "terminal queries, FIONREAD, FIOCLEX/FIONCLEX, FIONBIO",
             partial=True),

@@ -10,7 +10,7 @@ from sentry.errors import SyscallError
 from sentry.syscalls.args import dirfd_location, encode, path_arg, s32
 from sentry.syscalls.table import syscall
 from vfs.core import Inode, OpenFile, Stat, now_ns
-from vfs.mount import Location
+from vfs.mount import MAX_SYMLINKS, Location
 
 if TYPE_CHECKING:
     from sentry.task import Task
@@ -74,14 +74,26 @@ class _FileInode(Inode):
         return self.file.stat()
 
 
-def _parent_for_change(t: Task, dirfd: int, addr: int) -> tuple[Location, str, bool]:
-    """The directory a create/remove acts in, and the final name."""
+def _parent_for_change(
+    t: Task, dirfd: int, addr: int, dot: int = abi.EEXIST, dotdot: int = abi.EEXIST,
+    root: int = abi.EEXIST,
+) -> tuple[Location, str, bool]:
+    """The directory a create/remove acts in, and the final name.
+
+    A final "." or ".." or a bare "/" names no entry that can be created or
+    removed; each call fails with its own errno then (``dot``, ``dotdot``,
+    ``root``), as the kernel's LAST_DOT / LAST_DOTDOT / LAST_ROOT cases do.
+    """
     path = path_arg(t, addr)
     parent, name, trailing = _mounts(t).resolve_parent(
         dirfd_location(t, dirfd, path), path
     )
     if name is None:
-        raise SyscallError(abi.EEXIST if path.strip("/") or path == "/" else abi.ENOENT)
+        raise SyscallError(root)
+    if name == ".":
+        raise SyscallError(dot)
+    if name == "..":
+        raise SyscallError(dotdot)
     return parent, name, trailing
 
 
@@ -136,10 +148,19 @@ def dev_minor(dev: int) -> int:
 # --- open --------------------------------------------------------------------
 
 
-def open_location(t: Task, dirfd: int, path: str, flags: int, mode: int) -> OpenFile:
+def _link_target(parent: Location, link: Location) -> str:
+    """A symlink's target as a path usable from ``parent``."""
+    return link.inode.readlink()
+
+
+def open_location(
+    t: Task, dirfd: int, path: str, flags: int, mode: int, depth: int = 0,
+    start: Location | None = None,
+) -> OpenFile:
     """The shared body of open, openat, openat2 and creat."""
     mounts = _mounts(t)
-    start = dirfd_location(t, dirfd, path)
+    if start is None or path.startswith("/"):
+        start = dirfd_location(t, dirfd, path)
     acc = flags & abi.O_ACCMODE
     writing = acc in (abi.O_WRONLY, abi.O_RDWR)
 
@@ -151,6 +172,9 @@ def open_location(t: Task, dirfd: int, path: str, flags: int, mode: int) -> Open
 
     # Find the parent directory and the entry.
     parent, name, trailing = mounts.resolve_parent(start, path)
+    if name in (".", ".."):
+        parent = mounts.resolve(parent, name)
+        name = None
     if name is None:
         loc = parent
         if flags & abi.O_CREAT and not flags & abi.O_PATH:
@@ -163,6 +187,10 @@ def open_location(t: Task, dirfd: int, path: str, flags: int, mode: int) -> Open
             if flags & abi.O_NOFOLLOW and not trailing:
                 if not flags & abi.O_PATH:
                     raise SyscallError(abi.ELOOP)
+            elif flags & abi.O_CREAT and depth < MAX_SYMLINKS:
+                # O_CREAT through a dangling symlink creates its target.
+                return open_location(t, dirfd, _link_target(parent, loc), flags, mode,
+                                     depth + 1, parent)
             else:
                 loc = mounts.resolve(parent, name + ("/" if trailing else ""), follow=True)
         if loc is None:
@@ -352,13 +380,18 @@ def mknod(t: Task, addr: int, mode: int, dev: int, *_: int) -> int:
 
 
 def _remove(t: Task, dirfd: int, addr: int, directory: bool) -> int:
-    parent, name, trailing = _parent_for_change(t, dirfd, addr)
+    if directory:
+        parent, name, trailing = _parent_for_change(
+            t, dirfd, addr, abi.EINVAL, abi.ENOTEMPTY, abi.EBUSY
+        )
+    else:
+        parent, name, trailing = _parent_for_change(
+            t, dirfd, addr, abi.EISDIR, abi.EISDIR, abi.EISDIR
+        )
     child = _mounts(t).lookup_child(parent, name)
     if child is None:
         raise SyscallError(abi.ENOENT)
     if directory:
-        if name == ".":
-            raise SyscallError(abi.EINVAL)
         if not child.inode.is_dir:
             raise SyscallError(abi.ENOTDIR)
         if child.path in _mounts(t).mounts:
@@ -405,13 +438,14 @@ def renameat2(t: Task, olddirfd: int, oldaddr: int, newdirfd: int, newaddr: int,
     if flags & abi.RENAME_WHITEOUT:
         raise SyscallError(abi.EPERM)
     mounts = _mounts(t)
-    old_parent, old_name, _ = _parent_for_change(t, olddirfd, oldaddr)
-    new_parent, new_name, _ = _parent_for_change(t, newdirfd, newaddr)
-    if old_name in (".", "..") or new_name in (".", ".."):
-        raise SyscallError(abi.EBUSY)
+    busy = (abi.EBUSY, abi.EBUSY, abi.EBUSY)
+    old_parent, old_name, old_slash = _parent_for_change(t, olddirfd, oldaddr, *busy)
+    new_parent, new_name, new_slash = _parent_for_change(t, newdirfd, newaddr, *busy)
     src = mounts.lookup_child(old_parent, old_name)
     if src is None:
         raise SyscallError(abi.ENOENT)
+    if (old_slash or new_slash) and not src.inode.is_dir:
+        raise SyscallError(abi.ENOTDIR)
     if old_parent.mount is not new_parent.mount:
         raise SyscallError(abi.EXDEV)
     dst = mounts.lookup_child(new_parent, new_name)

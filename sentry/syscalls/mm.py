@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING
 
 from sentry import abi
 from sentry.errors import SyscallError
-from sentry.mm import PAGE, TASK_SIZE, HostBuffer, page_up
+from sentry.mm import PAGE, TASK_SIZE, AddressSpace, HostBuffer, Vma, page_up
 from sentry.syscalls.args import s32
 from sentry.syscalls.table import syscall
 
 if TYPE_CHECKING:
     from sentry.task import Task
+    from vfs.core import Inode
 
 _KNOWN_MAP_FLAGS = (
     abi.MAP_TYPE | abi.MAP_FIXED | abi.MAP_ANONYMOUS | abi.MAP_32BIT | abi.MAP_GROWSDOWN
@@ -76,11 +77,15 @@ def mmap(t: Task, addr: int, length: int, prot: int, flags: int, fd: int, off: i
         raise SyscallError(abi.ENODEV if err.errno == abi.ESPIPE else err.errno) from None
     buf.mem[: len(data)] = data
     st = file.stat()
-    return t.mm.map(
+    file_pages = (page_up(st.size) - off) // PAGE if file.inode.is_reg else None
+    addr = t.mm.map(
         addr, length, prot, vm_flags, fixed=fixed, noreplace=noreplace, buf=buf,
-        name=file.path, file=file if shared else file.path, file_offset=off,
-        dev=st.dev, ino=st.ino,
+        name=file.path, file=file, file_offset=off, dev=st.dev, ino=st.ino,
+        may_write=not shared or file.writable, file_pages=file_pages,
     )
+    if shared:
+        t.process.kernel.shared_maps.add(file.inode, t.mm, addr, page_up(length))
+    return addr
 
 
 def _write_back(t: Task, addr: int, length: int) -> None:
@@ -89,15 +94,69 @@ def _write_back(t: Task, addr: int, length: int) -> None:
     for vma in t.mm.vmas():
         if vma.end <= addr or vma.start >= end or not vma.flags & abi.MAP_SHARED:
             continue
-        file = vma.file
-        if file is None or not hasattr(file, "pwrite") or isinstance(file, str):
-            continue
-        lo, hi = max(addr, vma.start), min(end, vma.end)
-        data = t.mm.read_raw(lo, hi - lo) if vma.readable else b""
-        foff = vma.file_offset + (lo - vma.start)
-        size = file.stat().size
-        if foff < size and data:
-            file.pwrite(data[: size - foff], foff)
+        _flush_vma(vma, max(addr, vma.start), min(end, vma.end))
+
+
+def _flush_vma(vma: Vma, lo: int, hi: int) -> None:
+    inode = getattr(vma.file, "inode", None)
+    if inode is None or not vma.may_write or vma.beyond_eof:
+        return
+    off = vma.offset + (lo - vma.start)
+    data = vma.buf.mem[off : off + (hi - lo)]
+    foff = vma.file_offset + (lo - vma.start)
+    size = inode.size()
+    if foff < size and data:
+        inode.write_at(foff, data[: size - foff])
+
+
+class SharedFileMaps:
+    """Keeps MAP_SHARED file mappings and the file's data in step.
+
+    The mapping's pages are a copy of the file, so at each syscall boundary
+    where the file is read or written the two are reconciled: before the file
+    is used its mapped pages are written back, and after it is written the
+    pages are read again. The guest cannot tell the difference from one page
+    cache, because it can only look at one of them between syscalls.
+    """
+
+    def __init__(self) -> None:
+        self._spaces: dict[int, tuple[Inode, list[AddressSpace]]] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self._spaces)
+
+    def add(self, inode: Inode, mm: AddressSpace, addr: int, length: int) -> None:
+        _inode, spaces = self._spaces.setdefault(id(inode), (inode, []))
+        if mm not in spaces:
+            spaces.append(mm)
+
+    def _vmas(self, inode: Inode) -> list[Vma]:
+        entry = self._spaces.get(id(inode))
+        if entry is None:
+            return []
+        found = [v for mm in entry[1] for v in mm.vmas()
+                 if v.flags & abi.MAP_SHARED and getattr(v.file, "inode", None) is inode]
+        if not found:
+            del self._spaces[id(inode)]
+        return found
+
+    def before_io(self, inode: Inode | None) -> None:
+        """Write the mapped pages back before the file is read or written."""
+        if inode is not None:
+            for vma in self._vmas(inode):
+                _flush_vma(vma, vma.start, vma.end)
+
+    def after_write(self, inode: Inode | None) -> None:
+        """Read the mapped pages again after the file was written."""
+        if inode is None:
+            return
+        for vma in self._vmas(inode):
+            if vma.beyond_eof:
+                continue
+            n = vma.end - vma.start
+            data = inode.read_at(vma.file_offset, n)
+            vma.buf.mem[vma.offset : vma.offset + len(data)] = data
 
 
 def munmap(t: Task, addr: int, length: int, *_: int) -> int:
@@ -149,11 +208,13 @@ def madvise(t: Task, addr: int, length: int, advice: int, *_: int) -> int:
             if vma.flags & abi.MAP_SHARED:
                 continue
             off = vma.offset + (lo - vma.start)
-            if vma.file is not None and vma.name and not vma.name.startswith("["):
-                # XXX: private file pages are not re-read from the file; they read
-                # as they were at mmap time.
-                continue
-            vma.buf.mem[off : off + (hi - lo)] = bytes(hi - lo)
+            fresh = bytes(hi - lo)
+            inode = getattr(vma.file, "inode", None)
+            if inode is not None and not vma.beyond_eof:
+                # Private file pages are read from the file again.
+                data = inode.read_at(vma.file_offset + (lo - vma.start), hi - lo)
+                fresh = data + fresh[len(data):]
+            vma.buf.mem[off : off + (hi - lo)] = fresh
         return 0
     if advice in (
         abi.MADV_NORMAL, abi.MADV_RANDOM, abi.MADV_SEQUENTIAL, abi.MADV_WILLNEED,
