@@ -71,8 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                      metavar="NAME=VALUE", help="set an environment variable")
     run.add_argument("--clear-env", action="store_true",
                      help="start from an empty environment")
-    run.add_argument("--strace", nargs="?", const="-", metavar="FILE",
-                     help="trace syscalls like strace (to stderr or FILE)")
+    run.add_argument("--strace", action="store_const", const="-",
+                     help="trace syscalls like strace on stderr; --strace=FILE "
+                          "writes the trace to FILE")
+    run.add_argument("--strace-to", dest="strace", metavar="FILE",
+                     help=argparse.SUPPRESS)
     run.add_argument("--strace-json", metavar="FILE",
                      help="write one JSON object per syscall to FILE")
     run.add_argument("--memory-limit", type=_size, metavar="SIZE",
@@ -182,9 +185,40 @@ def cmd_syscalls(ns: argparse.Namespace) -> int:
     return 0
 
 
+_VALUE_OPTIONS = {"--root", "--bind", "--tmpfs", "--cwd", "--env", "--strace-json",
+                  "--strace-to", "--memory-limit", "--max-tasks"}
+
+
+def _split_optional_values(argv: list[str]) -> list[str]:
+    """Turn ``--strace=FILE`` into ``--strace-to FILE`` before the program name.
+
+    ``--strace`` alone is a flag, so ``--strace PROGRAM`` never takes the
+    program for a file name; only the ``=`` form carries a value. Arguments
+    from the program name on belong to the guest and are left alone.
+    """
+    if argv[:1] != ["run"]:
+        return argv
+    out = ["run"]
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--" or not arg.startswith("-"):
+            return out + argv[i:]
+        if arg.startswith("--strace="):
+            out += ["--strace-to", arg.split("=", 1)[1]]
+        elif arg in _VALUE_OPTIONS and i + 1 < len(argv):
+            out += [arg, argv[i + 1]]
+            i += 1
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    ns = parser.parse_args(_split_optional_values(args))
     if ns.command == "syscalls":
         return cmd_syscalls(ns)
     return cmd_run(ns)

@@ -267,7 +267,9 @@ class Kernel:
                     fault.signo = abi.SIGBUS
                     fault.reason = "access beyond the end of a mapped file"
                 on_fault(first, fault)
-                self.exit_group(first, fault.signo)
+                if self.tracer is not None:
+                    self.tracer.killed(first, fault.signo)  # type: ignore[attr-defined]
+                self.exit_group(first, fault.signo | 0x80)
                 break
             if self.kernel_bug is not None:
                 raise self.kernel_bug
