@@ -183,3 +183,19 @@ def tail(text: Any, lines: int = 20) -> str:
 def skip_unless_exists(path: str) -> Callable[[Any], Any]:
     """Decorator skipping a test when a host program is missing."""
     return pytest.mark.skipif(not Path(path).exists(), reason=f"{path} is absent")
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Names, types, modes, times and contents of everything below ``root``:
+    everything a stray write could change."""
+    seen: dict[str, tuple] = {}
+    for path in sorted([root, *root.rglob("*")]):
+        st = path.lstat()
+        if path.is_symlink():
+            what: object = os.readlink(path)
+        elif path.is_file():
+            what = path.read_bytes()
+        else:
+            what = sorted(p.name for p in path.iterdir())
+        seen[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, what)
+    return seen

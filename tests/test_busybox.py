@@ -24,7 +24,14 @@ from pathlib import Path
 import shutil
 import subprocess
 import pytest
-from conftest import assert_same, run_native, run_sandbox, skip_unless_exists, tail
+from conftest import (
+    assert_same,
+    run_native,
+    run_sandbox,
+    skip_unless_exists,
+    snapshot,
+    tail,
+)
 
 BUSYBOX = "/bin/busybox"
 SASH = "/bin/sash"
@@ -53,21 +60,6 @@ def tree(tmp_path: Path) -> Path:
 def busybox_same(*args: str, **kw) -> str:
     """Run one applet natively and sandboxed; return the (common) stdout."""
     return assert_same(BUSYBOX, list(args), **kw).stdout
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Everything about a host tree that a stray write could change."""
-    seen: dict[str, tuple] = {}
-    for path in sorted([root, *root.rglob("*")]):
-        st = path.lstat()
-        if path.is_symlink():
-            what: object = os.readlink(path)
-        elif path.is_file():
-            what = path.read_bytes()
-        else:
-            what = sorted(p.name for p in path.iterdir())
-        seen[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, what)
-    return seen
 
 
 # -- applets that only read ------------------------------------------------

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_native, run_sandbox, tail
+from conftest import run_native, run_sandbox, snapshot, tail
 
 MARKER = "HOST-ONLY-MARKER-5d1c"
 BIND = "/mnt/pysentry-bind"
@@ -29,21 +29,6 @@ def host_dir(tmp_path: Path) -> Path:
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "inner.txt").write_text("inner")
     return tmp_path
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Names, types, modes, times and contents of everything below root."""
-    seen: dict[str, tuple] = {}
-    for path in sorted([root, *root.rglob("*")]):
-        st = path.lstat()
-        if path.is_symlink():
-            what: object = os.readlink(path)
-        elif path.is_file():
-            what = path.read_bytes()
-        else:
-            what = sorted(p.name for p in path.iterdir())
-        seen[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, what)
-    return seen
 
 
 def fsops(build, ops: list[str], extra_opts: list[str] = ()):

@@ -186,6 +186,25 @@ class Inode:
         return RegularFile(self, flags, path)
 
 
+def seek_position(current: int, offset: int, whence: int, size: int) -> int:
+    """Where lseek(2) moves a file of ``size`` bytes with no holes."""
+    if whence == abi.SEEK_SET:
+        new = offset
+    elif whence == abi.SEEK_CUR:
+        new = current + offset
+    elif whence == abi.SEEK_END:
+        new = size + offset
+    elif whence in (abi.SEEK_DATA, abi.SEEK_HOLE):
+        if offset < 0 or offset >= size:
+            raise fail(abi.ENXIO)
+        new = offset if whence == abi.SEEK_DATA else size
+    else:
+        raise fail(abi.EINVAL)
+    if new < 0:
+        raise fail(abi.EINVAL)
+    return new
+
+
 class OpenFile:
     """An open file description; shared by dup(2) and fork."""
 
@@ -279,23 +298,8 @@ class RegularFile(OpenFile):
         return self.inode.write_at(offset, data)
 
     def seek(self, offset: int, whence: int) -> int:
-        if whence == abi.SEEK_SET:
-            new = offset
-        elif whence == abi.SEEK_CUR:
-            new = self.offset + offset
-        elif whence == abi.SEEK_END:
-            new = self.inode.size() + offset
-        elif whence in (abi.SEEK_DATA, abi.SEEK_HOLE):
-            size = self.inode.size()
-            if offset < 0 or offset >= size:
-                raise fail(abi.ENXIO)
-            new = offset if whence == abi.SEEK_DATA else size
-        else:
-            raise fail(abi.EINVAL)
-        if new < 0:
-            raise fail(abi.EINVAL)
-        self.offset = new
-        return new
+        self.offset = seek_position(self.offset, offset, whence, self.inode.size())
+        return self.offset
 
 
 class DirectoryFile(OpenFile):

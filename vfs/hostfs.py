@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from sentry import abi
 from sentry.errors import SyscallError
-from vfs.core import DirEntry, Inode, OpenFile, Stat, dtype_of, fail
+from vfs.core import DirEntry, Inode, OpenFile, Stat, dtype_of, fail, seek_position
 
 if TYPE_CHECKING:
     from sentry.task import Task
@@ -319,20 +319,13 @@ class HostFile(OpenFile):
         return int(self._host(os.pwrite, self.fd, data, offset))
 
     def seek(self, offset: int, whence: int) -> int:
-        if whence == abi.SEEK_SET:
-            new = offset
-        elif whence == abi.SEEK_CUR:
-            new = self.offset + offset
-        elif whence == abi.SEEK_END:
-            new = os.fstat(self.fd).st_size + offset
-        elif whence in (abi.SEEK_DATA, abi.SEEK_HOLE):
-            new = int(self._host(os.lseek, self.fd, offset, whence))
+        if whence in (abi.SEEK_DATA, abi.SEEK_HOLE):
+            # The host knows where its holes are.
+            self.offset = int(self._host(os.lseek, self.fd, offset, whence))
         else:
-            raise fail(abi.EINVAL)
-        if new < 0:
-            raise fail(abi.EINVAL)
-        self.offset = new
-        return new
+            size = os.fstat(self.fd).st_size
+            self.offset = seek_position(self.offset, offset, whence, size)
+        return self.offset
 
     def release(self) -> None:
         os.close(self.fd)
