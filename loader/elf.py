@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import struct
-from typing import Sequence
+from collections.abc import Sequence
 
 import attrs
 from elftools.common.exceptions import ELFError

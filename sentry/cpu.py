@@ -26,7 +26,7 @@ a :class:`~sentry.errors.GuestFault`.
 from __future__ import annotations
 
 import ctypes
-from typing import Callable
+from collections.abc import Callable
 
 import unicorn
 from unicorn import unicorn_const as ucc
@@ -199,7 +199,7 @@ class Cpu:
         return [c.value for c in self._gp_cells]
 
     def restore_gp(self, values: list[int]) -> None:
-        for cell, value in zip(self._gp_cells, values):
+        for cell, value in zip(self._gp_cells, values, strict=True):
             cell.value = value & 0xFFFFFFFFFFFFFFFF
         _reg_write_batch(self._handle, self._gp_regs, self._gp_ptrs, len(GP_REGS))
 

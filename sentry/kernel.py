@@ -24,7 +24,7 @@ import select
 import sys
 import time
 import traceback
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 

@@ -30,7 +30,7 @@ import bisect
 import ctypes
 import mmap
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 import attrs
 from unicorn import unicorn_const as ucc

@@ -8,7 +8,8 @@ threads build on these shapes; nothing here assumes a single task.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 

@@ -17,12 +17,12 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
+import subprocess
 import tarfile
 import time
 from pathlib import Path
 
-import shutil
-import subprocess
 import pytest
 from conftest import (
     assert_same,

@@ -21,7 +21,8 @@ import ctypes
 import ctypes.util
 import os
 import stat as pystat
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sentry import abi
 from sentry.errors import SyscallError

@@ -18,7 +18,8 @@ while there is one, kept across copy-up). The lower layer is never written.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sentry import abi
 from vfs.core import DirEntry, Inode, OpenFile, RegularFile, Stat, fail

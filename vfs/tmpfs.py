@@ -7,7 +7,7 @@ names (``nlink`` counts them).
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from sentry import abi
 from vfs.core import DirEntry, Inode, Stat, dtype_of, fail, new_ino, now_ns

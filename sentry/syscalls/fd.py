@@ -696,7 +696,7 @@ def _do_select(t: Task, nfds: int, rset: int, wset: int, eset: int,
         return out, count
 
     out, count = _wait_ready(t, check, timeout_ns)
-    for addr, value in zip((rset, wset, eset), out):
+    for addr, value in zip((rset, wset, eset), out, strict=True):
         if addr:
             t.mm.write(addr, value.to_bytes(nbytes, "little"))
     return count

@@ -109,7 +109,7 @@ def setgid(t: Task, gid: int, *_: int) -> int:
 def _set_res(t: Task, current: list[int], wanted: list[int]) -> list[int]:
     allowed = set(current)
     out = []
-    for cur, new in zip(current, wanted):
+    for cur, new in zip(current, wanted, strict=True):
         new = s32(new)
         if new == -1:
             out.append(cur)

@@ -13,7 +13,8 @@ A handler is called as ``handler(task, a0, a1, a2, a3, a4, a5)`` with the raw
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
