@@ -110,7 +110,7 @@ def parse(data: bytes, name: str) -> ElfImage:
                 if seg["p_filesz"] > seg["p_memsz"]:
                     raise LoadError(f"{name}: malformed segment (file size > memory size)")
             elif ptype == "PT_INTERP":
-                interp = seg.get_interp_name()
+                interp = seg.get_interp_name()  # type: ignore[attr-defined]
     except (ELFError, struct.error, ValueError) as exc:
         raise LoadError(f"{name}: malformed ELF file ({exc})") from None
     if not segments:

@@ -13,6 +13,8 @@
  *   chmod MODE PATH    chmod PATH to the octal MODE, then print the mode
  *   truncate PATH LEN  truncate PATH to LEN bytes
  *   symlink TARGET PATH
+ *   link OLD NEW       hard link NEW to OLD, then print OLD's link count
+ *   mtime PATH SECS    set PATH's times to SECS, then print the mtime read back
  *   ls PATH            list the names in directory PATH, sorted
  *
  * Exit status is the number of operations that failed; 100 means the command
@@ -86,11 +88,32 @@ static int chmod_show(const char *mode, const char *path)
 	return 0;
 }
 
+static int link_show(const char *old, const char *new)
+{
+	struct stat st;
+
+	if (link(old, new) < 0 || stat(old, &st) < 0)
+		return -1;
+	printf("%lu ", (unsigned long)st.st_nlink);
+	return 0;
+}
+
+static int mtime_show(const char *path, const char *secs)
+{
+	struct timespec times[2] = { { atol(secs), 0 }, { atol(secs), 0 } };
+	struct stat st;
+
+	if (utimensat(AT_FDCWD, path, times, 0) < 0 || stat(path, &st) < 0)
+		return -1;
+	printf("%ld ", (long)st.st_mtim.tv_sec);
+	return 0;
+}
+
 static int arity(const char *op)
 {
 	static const char *const one[] = { "cat", "rm", "mkdir", "rmdir", "ls" };
 	static const char *const two[] = { "write", "append", "mv", "chmod",
-					   "truncate", "symlink" };
+					   "truncate", "symlink", "link", "mtime" };
 
 	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
 		if (!strcmp(op, one[i]))
@@ -123,6 +146,10 @@ static int run(const char *op, const char *a, const char *b)
 		return chmod_show(a, b);
 	if (!strcmp(op, "truncate"))
 		return truncate(a, atol(b));
+	if (!strcmp(op, "link"))
+		return link_show(a, b);
+	if (!strcmp(op, "mtime"))
+		return mtime_show(a, b);
 	return symlink(a, b);
 }
 

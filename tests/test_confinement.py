@@ -50,6 +50,8 @@ def mutations(d: str) -> list[str]:
         *["chmod", "600", f"{d}/new.txt"],
         *["truncate", f"{d}/moved/inner.txt", "2"],
         *["symlink", "keep.txt", f"{d}/link"],
+        *["link", f"{d}/keep.txt", f"{d}/hard"],
+        *["mtime", f"{d}/new.txt", "1000000000"],
     ]
 
 
@@ -80,7 +82,7 @@ def test_guest_sees_its_own_overlay_writes_as_native_linux_would(build, host_dir
         f"cat {d}/victim.txt: ENOENT",
         f"cat {d}/moved/inner.txt: 'in' ok",
         f"cat {d}/link: 'overwritten+more' ok",
-        f"ls {d}: keep.txt link made moved new.txt ok",
+        f"ls {d}: hard keep.txt link made moved new.txt ok",
     ]
 
 

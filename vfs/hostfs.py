@@ -21,8 +21,8 @@ import ctypes
 import ctypes.util
 import os
 import stat as pystat
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sentry import abi
 from sentry.errors import SyscallError
@@ -31,11 +31,20 @@ from vfs.core import DirEntry, Inode, OpenFile, Stat, dtype_of, fail, seek_posit
 if TYPE_CHECKING:
     from sentry.task import Task
 
+T = TypeVar("T")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def host_errno(exc: OSError) -> SyscallError:
     return SyscallError(exc.errno or abi.EIO)
+
+
+def host_call(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a host ``os`` function; its OSError becomes the guest's errno."""
+    try:
+        return func(*args, **kwargs)
+    except OSError as exc:
+        raise host_errno(exc) from None
 
 
 def stat_from_host(st: os.stat_result) -> Stat:
@@ -134,20 +143,14 @@ class HostInode(Inode):
                 continue
             yield DirEntry(entry.name, st.st_ino, dtype_of(st.st_mode))
 
-    def _host(self, func, *args):  # type: ignore[no-untyped-def]
-        try:
-            return func(*args)
-        except OSError as exc:
-            raise host_errno(exc) from None
-
     def _new_child(self, rel: str) -> HostInode:
-        st = self._host(os.lstat, self.fs.host_path(rel))
+        st = host_call(os.lstat, self.fs.host_path(rel))
         return HostInode(self.fs, rel, st)
 
     def create(self, name: str, mode: int, uid: int, gid: int) -> Inode:
         self._writable()
         rel = self._child_rel(name)
-        fd = self._host(
+        fd = host_call(
             os.open, self.fs.host_path(rel),
             os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, mode & 0o7777,
         )
@@ -157,7 +160,7 @@ class HostInode(Inode):
     def mkdir(self, name: str, mode: int, uid: int, gid: int) -> Inode:
         self._writable()
         rel = self._child_rel(name)
-        self._host(os.mkdir, self.fs.host_path(rel), mode & 0o7777)
+        host_call(os.mkdir, self.fs.host_path(rel), mode & 0o7777)
         return self._new_child(rel)
 
     def mknod(self, name: str, mode: int, rdev: int, uid: int, gid: int) -> Inode:
@@ -165,13 +168,13 @@ class HostInode(Inode):
         rel = self._child_rel(name)
         if mode & abi.S_IFMT not in (abi.S_IFREG, abi.S_IFIFO, 0):
             raise fail(abi.EPERM)
-        self._host(os.mknod, self.fs.host_path(rel), mode)
+        host_call(os.mknod, self.fs.host_path(rel), mode)
         return self._new_child(rel)
 
     def symlink(self, name: str, target: str, uid: int, gid: int) -> Inode:
         self._writable()
         rel = self._child_rel(name)
-        self._host(os.symlink, target, self.fs.host_path(rel))
+        host_call(os.symlink, target, self.fs.host_path(rel))
         return self._new_child(rel)
 
     def link(self, name: str, inode: Inode) -> None:
@@ -179,19 +182,19 @@ class HostInode(Inode):
         if not isinstance(inode, HostInode) or inode.fs is not self.fs:
             raise fail(abi.EXDEV)
         rel = self._child_rel(name)
-        self._host(os.link, inode.host_path, self.fs.host_path(rel), follow_symlinks=False)
+        host_call(os.link, inode.host_path, self.fs.host_path(rel), follow_symlinks=False)
 
     def unlink(self, name: str) -> None:
         self._writable()
         path = self.fs.host_path(self._child_rel(name))
-        st = self._host(os.lstat, path)
+        st = host_call(os.lstat, path)
         if pystat.S_ISDIR(st.st_mode):
             raise fail(abi.EISDIR)
-        self._host(os.unlink, path)
+        host_call(os.unlink, path)
 
     def rmdir(self, name: str) -> None:
         self._writable()
-        self._host(os.rmdir, self.fs.host_path(self._child_rel(name)))
+        host_call(os.rmdir, self.fs.host_path(self._child_rel(name)))
 
     def rename(self, name: str, new_dir: Inode, new_name: str, flags: int) -> None:
         self._writable()
@@ -209,22 +212,22 @@ class HostInode(Inode):
     def readlink(self) -> str:
         if not self.is_symlink:
             raise fail(abi.EINVAL)
-        return str(self._host(os.readlink, self.host_path))
+        return str(host_call(os.readlink, self.host_path))
 
     def read_at(self, offset: int, count: int) -> bytes:
         if self.is_dir:
             raise fail(abi.EISDIR)
-        fd = self._host(os.open, self.host_path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = host_call(os.open, self.host_path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
-            return bytes(self._host(os.pread, fd, count, offset))
+            return bytes(host_call(os.pread, fd, count, offset))
         finally:
             os.close(fd)
 
     def write_at(self, offset: int, data: bytes) -> int:
         self._writable()
-        fd = self._host(os.open, self.host_path, os.O_WRONLY | os.O_NOFOLLOW)
+        fd = host_call(os.open, self.host_path, os.O_WRONLY | os.O_NOFOLLOW)
         try:
-            return int(self._host(os.pwrite, fd, data, offset))
+            return int(host_call(os.pwrite, fd, data, offset))
         finally:
             os.close(fd)
 
@@ -232,14 +235,14 @@ class HostInode(Inode):
         self._writable()
         if self.is_dir:
             raise fail(abi.EISDIR)
-        self._host(os.truncate, self.host_path, size)
+        host_call(os.truncate, self.host_path, size)
 
     def read_all(self) -> bytes:
-        fd = self._host(os.open, self.host_path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = host_call(os.open, self.host_path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
-            chunks = []
+            chunks: list[bytes] = []
             while True:
-                chunk = self._host(os.read, fd, 1 << 20)
+                chunk = host_call(os.read, fd, 1 << 20)
                 if not chunk:
                     return b"".join(chunks)
                 chunks.append(chunk)
@@ -252,11 +255,11 @@ class HostInode(Inode):
         self._writable()
         if self.is_symlink:
             raise fail(abi.EOPNOTSUPP)
-        self._host(os.chmod, self.host_path, mode & 0o7777)
+        host_call(os.chmod, self.host_path, mode & 0o7777)
 
     def chown(self, uid: int, gid: int) -> None:
         self._writable()
-        self._host(os.lchown, self.host_path, uid, gid)
+        host_call(os.lchown, self.host_path, uid, gid)
 
     def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
         self._writable()
@@ -265,7 +268,7 @@ class HostInode(Inode):
             atime_ns if atime_ns is not None else st.atime_ns,
             mtime_ns if mtime_ns is not None else st.mtime_ns,
         )
-        self._host(os.utime, self.host_path, ns=times, follow_symlinks=False)
+        host_call(os.utime, self.host_path, ns=times, follow_symlinks=False)
 
     # --- opening -------------------------------------------------------------
 
@@ -281,7 +284,7 @@ class HostInode(Inode):
         host_flags = {abi.O_RDONLY: os.O_RDONLY, abi.O_WRONLY: os.O_WRONLY}.get(
             acc, os.O_RDWR
         )
-        fd = self._host(os.open, self.host_path, host_flags | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = host_call(os.open, self.host_path, host_flags | os.O_NOFOLLOW | os.O_CLOEXEC)
         return HostFile(self, flags, path, fd)
 
 
@@ -293,36 +296,30 @@ class HostFile(OpenFile):
         self.inode: HostInode = inode
         self.fd = fd
 
-    def _host(self, func, *args):  # type: ignore[no-untyped-def]
-        try:
-            return func(*args)
-        except OSError as exc:
-            raise host_errno(exc) from None
-
     def read(self, count: int) -> bytes:
-        data = bytes(self._host(os.pread, self.fd, count, self.offset))
+        data = bytes(host_call(os.pread, self.fd, count, self.offset))
         self.offset += len(data)
         return data
 
     def write(self, data: bytes) -> int:
         if self.flags & abi.O_APPEND:
             self.offset = os.fstat(self.fd).st_size
-        n = int(self._host(os.pwrite, self.fd, data, self.offset))
+        n = int(host_call(os.pwrite, self.fd, data, self.offset))
         self.offset += n
         return n
 
     def pread(self, count: int, offset: int) -> bytes:
-        return bytes(self._host(os.pread, self.fd, count, offset))
+        return bytes(host_call(os.pread, self.fd, count, offset))
 
     def pwrite(self, data: bytes, offset: int) -> int:
         if self.flags & abi.O_APPEND:
             offset = os.fstat(self.fd).st_size
-        return int(self._host(os.pwrite, self.fd, data, offset))
+        return int(host_call(os.pwrite, self.fd, data, offset))
 
     def seek(self, offset: int, whence: int) -> int:
         if whence in (abi.SEEK_DATA, abi.SEEK_HOLE):
             # The host knows where its holes are.
-            self.offset = int(self._host(os.lseek, self.fd, offset, whence))
+            self.offset = int(host_call(os.lseek, self.fd, offset, whence))
         else:
             size = os.fstat(self.fd).st_size
             self.offset = seek_position(self.offset, offset, whence, size)

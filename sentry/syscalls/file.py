@@ -481,7 +481,7 @@ def linkat(t: Task, olddirfd: int, oldaddr: int, newdirfd: int, newaddr: int,
     src = lookup_at(t, olddirfd, oldaddr, flags, bool(flags & abi.AT_SYMLINK_FOLLOW))
     if src.inode.is_dir:
         raise SyscallError(abi.EPERM)
-    parent, name, _ = _parent_for_change(t, newdirfd, newaddr)
+    parent, name, _slash = _parent_for_change(t, newdirfd, newaddr)
     if _mounts(t).lookup_child(parent, name) is not None:
         raise SyscallError(abi.EEXIST)
     if src.mount is not parent.mount:
@@ -499,7 +499,7 @@ def link(t: Task, oldaddr: int, newaddr: int, *_: int) -> int:
 def symlinkat(t: Task, target_addr: int, dirfd: int, addr: int, *_: int) -> int:
     """symlinkat(2)."""
     target = path_arg(t, target_addr)
-    parent, name, _ = _parent_for_change(t, dirfd, addr)
+    parent, name, _slash = _parent_for_change(t, dirfd, addr)
     if _mounts(t).lookup_child(parent, name) is not None:
         raise SyscallError(abi.EEXIST)
     check_writable(parent)
@@ -627,7 +627,7 @@ def utimensat(t: Task, dirfd: int, addr: int, times: int, flags: int, *_: int) -
         mtime: int | None = now
     else:
         a_sec, a_nsec, m_sec, m_nsec = struct.unpack("<qqqq", t.mm.read(times, 32))
-        values = []
+        values: list[int | None] = []
         for sec, nsec in ((a_sec, a_nsec), (m_sec, m_nsec)):
             if nsec == abi.UTIME_NOW:
                 values.append(now)

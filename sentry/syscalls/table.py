@@ -69,11 +69,11 @@ def build_table(families: list[list[Syscall]]) -> list[Syscall]:
             rows[nr] = attrs.evolve(row, nr=nr)
     table = []
     for nr in range(TABLE_SIZE):
-        row = rows.get(nr)
-        if row is None:
+        found = rows.get(nr)
+        if found is None:
             name = SYSCALL_NAMES.get(nr, f"syscall_{nr}")
-            row = Syscall(name, _enosys, MISSING, "not implemented", nr)
-        table.append(row)
+            found = Syscall(name, _enosys, MISSING, "not implemented", nr)
+        table.append(found)
     return table
 
 
