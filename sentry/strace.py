@@ -581,6 +581,8 @@ class _Pending:
     fd_path: str | None
     has_fd: bool
     time_ns: int
+    # Paths of the descriptor arguments, by position, for the text line.
+    fd_paths: dict[int, str] = attrs.Factory(dict)
 
 
 class Tracer:
@@ -598,11 +600,13 @@ class Tracer:
         json_out: TextIO | None,
         owned: Sequence[TextIO] = (),
         string_limit: int = STRING_LIMIT,
+        fd_paths: bool = True,
     ) -> None:
         self.kernel = kernel
         self.text = text
         self.json_out = json_out
         self.string_limit = string_limit
+        self.fd_paths = fd_paths
         self._owned = list(owned)
         self._pending: dict[int, _Pending] = {}
         self._ended: set[int] = set()
@@ -703,14 +707,20 @@ class Tracer:
         texts: list[str | None] = []
         fd_path: str | None = None
         has_fd = False
+        fd_paths: dict[int, str] = {}
         for i in range(shown):
             kind = kinds[i]
             texts.append(None if kind.at_exit else self._show(call, kind, i))
-            if kind.fd and not has_fd and s32(args[i]) >= 0:
-                has_fd = True
-                fd_path = _fd_path(task, s32(args[i]))
+            if kind.fd and s32(args[i]) >= 0:
+                path = _fd_path(task, s32(args[i]))
+                if not has_fd:
+                    has_fd, fd_path = True, path
+                if path is not None:
+                    fd_paths[i] = path
+            elif kind.fd and s32(args[i]) == abi.AT_FDCWD:
+                fd_paths[i] = task.process.fs.cwd.path
         return _Pending(nr, syscall_name(nr), signature, call, shown, texts,
-                        fd_path, has_fd, self._now())
+                        fd_path, has_fd, self._now(), fd_paths)
 
     def _show(self, call: Call, kind: Kind, index: int) -> str:
         raw = call.args[index]
@@ -740,8 +750,17 @@ class Tracer:
         except Exception:  # noqa: BLE001 - a decoder bug must not stop the guest
             self._warn_once(f"result:{pending.name}", "cannot decode a result")
             ret = _decimal(call, result or 0)
+        if self.text is not None and self.fd_paths and _returns_fd(pending, result):
+            path = _fd_path(task, result or 0)
+            if path is not None:
+                ret = f"{ret}<{path}>"
         if self.text is not None:
-            head = f"{pending.name}({', '.join(t or '' for t in texts)})"
+            shown = list(texts)
+            if self.fd_paths:
+                # Descriptors carry the path they refer to, like strace -y.
+                for i, path in pending.fd_paths.items():
+                    shown[i] = f"{shown[i]}<{path}>"
+            head = f"{pending.name}({', '.join(t or '' for t in shown)})"
             self._write_text(f"{self._prefix(task.tid)}{head:<{RESULT_COLUMN}} = {ret}")
         if self.json_out is not None:
             self._write_json(self._record(task, pending, result))
@@ -829,6 +848,23 @@ class Tracer:
 def _open_output(path: str) -> TextIO:
     # Line-buffered, so a trace being followed with tail -f stays current.
     return open(path, "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+
+
+# Calls whose result is a new descriptor (fcntl only for F_DUPFD*).
+_NEW_FD_CALLS = frozenset({
+    "open", "openat", "openat2", "creat", "dup", "dup2", "dup3", "eventfd",
+    "eventfd2", "epoll_create", "epoll_create1", "socket", "accept", "accept4",
+    "memfd_create", "timerfd_create", "signalfd", "signalfd4", "pidfd_open",
+    "inotify_init", "inotify_init1", "fanotify_init", "userfaultfd",
+})
+
+
+def _returns_fd(pending: _Pending, result: int | None) -> bool:
+    if result is None or result < 0:
+        return False
+    if pending.name == "fcntl":
+        return s32(pending.call.args[1]) in (abi.F_DUPFD, abi.F_DUPFD_CLOEXEC)
+    return pending.name in _NEW_FD_CALLS
 
 
 def _fd_path(task: Task, fd: int) -> str | None:
