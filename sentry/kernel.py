@@ -20,23 +20,25 @@ Time, randomness and ids come from the services on the kernel (``clock``,
 from __future__ import annotations
 
 import os
-import select
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
 
 import attrs
+from unicorn.x86_const import UC_X86_REG_RIP, UC_X86_REG_RSP
 
-from sentry import abi
+from sentry import abi, signals
 from sentry.errors import GuestFault, KernelBug, SyscallError
 from sentry.mm import AddressSpace
+from sentry.futex import FutexTable
+from sentry.sched import TIME_SLICE_US, Scheduler
 from sentry.syscalls.mm import SharedFileMaps
 from sentry.syscalls.table import Syscall, default_table
 from sentry.task import Credentials, FdTable, FsContext, Process, Task
 from vfs.locks import LockTable
 from vfs.mount import MountTable
-from vfs.wait import WouldBlock
+from vfs.wait import WaitQueue, WouldBlock
 
 
 class Clock:
@@ -90,6 +92,10 @@ class Kernel:
         self.tracer: object = None
         self.shared_maps = SharedFileMaps()
         self.locks = LockTable()
+        self.sched = Scheduler(self.clock.monotonic_ns)
+        self.futexes = FutexTable()
+        # Set when some signal may be waiting for delivery; cleared lazily.
+        self.signals_pending = False
 
     # --- services ------------------------------------------------------------
 
@@ -141,6 +147,7 @@ class Kernel:
         exe_path: str,
         ppid: int = 0,
     ) -> Task:
+        """The first process of the sandbox (later ones come from clone)."""
         pid = self.alloc_pid()
         comm = os.path.basename(exe_path)[:15]
         proc = Process(
@@ -150,10 +157,90 @@ class Kernel:
         )
         task = Task(tid=pid, process=proc, name=comm)
         proc.threads.append(task)
-        self._processes[pid] = proc
-        self._tasks[pid] = task
-        mm.cpu.on_syscall(self._dispatch if self.tracer is None else self._dispatch_traced)
+        self.add_process(proc)
+        self.add_task(task)
+        mm.cpu.resident = task
         return task
+
+    def add_process(self, proc: Process) -> None:
+        self._processes[proc.pid] = proc
+        self.attach_cpu(proc.mm)
+
+    def attach_cpu(self, mm: AddressSpace) -> None:
+        """Route the syscalls of ``mm``'s CPU to this kernel."""
+        if mm.cpu.syscall_handler is None:
+            mm.cpu.on_syscall(
+                self._dispatch if self.tracer is None else self._dispatch_traced
+            )
+
+    def add_task(self, task: Task) -> None:
+        self._tasks[task.tid] = task
+        self.sched.make_runnable(task)
+
+    def drop_task(self, task: Task) -> None:
+        """``task`` has exited: it never runs again."""
+        self._tasks.pop(task.tid, None)
+        self.sched.forget(task)
+        if task is self.current:
+            task.mm.cpu.stop()
+
+    def children_of(self, pid: int) -> list[Process]:
+        return [p for p in self._processes.values() if p.ppid == pid and p.pid != pid]
+
+    def reap(self, proc: Process) -> None:
+        """Forget a zombie for good (its parent waited for it)."""
+        self._processes.pop(proc.pid, None)
+
+    def process_ended(self, proc: Process) -> None:
+        if proc.pid == 1:
+            self.exit_status = proc.exit_status
+        # The memory goes when no process uses the address space any more.
+        if not any(p.mm is proc.mm and not p.zombie for p in self._processes.values()):
+            proc.mm.cpu.stop()
+
+    def block_for_vfork(self, parent: Task, child: Task) -> None:
+        """vfork: ``parent`` sleeps (its syscall done) until ``child`` lets go."""
+        queue = WaitQueue()
+        child.process.vfork_done = queue
+        self.sched.park(parent, WouldBlock(queue))
+        parent.mm.cpu.stop()
+
+    def release_vfork_parent(self, proc: Process) -> None:
+        """``proc`` exec'd or exited: a parent blocked in vfork goes on."""
+        queue = proc.vfork_done
+        if queue is not None:
+            proc.vfork_done = None
+            queue.notify()
+
+    def send_signal(self, proc: Process, signo: int, child: Process | None = None
+                    ) -> None:
+        """Send ``signo`` to a process from the kernel (SIGCHLD for ``child``)."""
+        info = signals.SigInfo(signo, signals.SI_KERNEL)
+        if child is not None:
+            status = child.exit_status or 0
+            if status & 0x7F:
+                code = signals.CLD_DUMPED if status & 0x80 else signals.CLD_KILLED
+                value = status & 0x7F
+            else:
+                code, value = signals.CLD_EXITED, (status >> 8) & 0xFF
+            info = signals.SigInfo(signo, code, child.pid, child.creds.uid, 0, value)
+        signals.send_to_process(self, proc, info)
+
+    def signals_after_syscall(self, task: Task, regs: list[int], result: int) -> None:
+        """Deliver what became deliverable during the syscall that just ended."""
+        if signals.has_deliverable(task):
+            signals.deliver(self, task, regs[7], result, False)
+        if task.saved_sigmask is not None and not task.exited:
+            task.sigmask, task.saved_sigmask = task.saved_sigmask, None
+        self.signals_pending = any(
+            t.pending or t.process.shared_pending for t in self._tasks.values()
+        )
+
+    def futex_wake(self, mm: AddressSpace, addr: int, count: int) -> int:
+        return self.futexes.wake(mm, addr, count)
+
+    def all_tasks(self) -> list[Task]:
+        return list(self._tasks.values())
 
     def set_tracer(self, tracer: object) -> None:
         """Trace every syscall from now on (strace, JSON)."""
@@ -165,21 +252,17 @@ class Kernel:
 
     def exit_group(self, task: Task, wait_status: int) -> None:
         """End every thread of ``task``'s process with ``wait_status``."""
-        proc = task.process
-        if proc.exit_status is None:
-            proc.exit_status = wait_status
-        for t in proc.threads:
-            t.exited = True
-            self._tasks.pop(t.tid, None)
-        proc.fds.close_all()
-        proc.mm.cpu.stop()
-        if proc.pid == 1:
-            self.exit_status = wait_status
+        from sentry import lifecycle
+
+        lifecycle.exit_group(self, task, wait_status)
 
     # --- dispatch ------------------------------------------------------------
 
     def _dispatch(self, regs: list[int]) -> int | None:
-        """Run one syscall; return its result (None if the task is gone)."""
+        """Run one syscall; return the value for rax (None: leave rax alone).
+
+        The CPU glue writes the value: see :meth:`Cpu.on_syscall`.
+        """
         nr = regs[0]
         task = self.current
         assert task is not None
@@ -191,50 +274,39 @@ class Kernel:
         except SyscallError as err:
             result = -err.errno
         except WouldBlock as wait:
-            result = self._wait(task, row, regs, wait)
+            self._park(task, regs, wait)
+            return None
         except Exception as exc:  # noqa: BLE001 - every other exception is our bug
             self._report_bug(row, exc)
             return None
         if task.exited:
             return None
-        task.mm.cpu.set_result(result)
+        if self.signals_pending:
+            self.signals_after_syscall(task, regs, result)
+            if task.exited:
+                return None
         return result
 
-    def _wait(self, task: Task, row: Syscall | None, regs: list[int],
-              wait: WouldBlock) -> int:
-        """A handler must wait: sleep on the host descriptor and run it again.
+    def _park(self, task: Task, regs: list[int], wait: WouldBlock) -> None:
+        """The syscall must wait: leave RIP on the ``syscall`` instruction so it
+        runs again from the start when the task is woken, and switch away."""
+        cpu = task.mm.cpu
+        cpu.set_rip_in_syscall(regs[7])
+        self.sched.park(task, wait)
+        cpu.stop()
 
-        TODO: park the task in the scheduler once there are several tasks;
-        until then only a host descriptor can change while the one task waits,
-        and a wait on anything else can never end.
-        """
-        assert row is not None
-        while True:
-            if wait.host_fd is None:
-                sys.stderr.write(
-                    f"pysentry: {task.process.comm}[{task.process.pid}] blocks in "
-                    f"{row.name}() and nothing can wake it; ending the sandbox\n"
-                )
-                self.exit_group(task, abi.SIGKILL)
-                return -abi.EINTR
-            writing = wait.events & abi.POLLOUT
-            select.select([] if writing else [wait.host_fd],
-                          [wait.host_fd] if writing else [], [])
-            try:
-                return int(row.handler(task, *regs[1:7])) + wait.done
-            except SyscallError as err:
-                return wait.done if wait.done else -err.errno
-            except WouldBlock as again:
-                again.done += wait.done
-                wait = again
-
-    def _dispatch_traced(self, regs: list[int]) -> None:
+    def _dispatch_traced(self, regs: list[int]) -> int | None:
         tracer = self.tracer
         task = self.current
         assert task is not None and tracer is not None
         tracer.enter(task, regs)  # type: ignore[attr-defined]
         result = self._dispatch(regs)
+        if self.sched.is_waiting(task) and result is None:
+            # Parked: the call runs again when woken and is reported then.
+            tracer.forget(task)  # type: ignore[attr-defined]
+            return None
         tracer.exit(task, regs, result)  # type: ignore[attr-defined]
+        return result
 
     def _report_bug(self, row: Syscall | None, exc: BaseException) -> None:
         name = row.name if row is not None else "?"
@@ -246,38 +318,108 @@ class Kernel:
             for t in task.process.threads:
                 t.exited = True
                 self._tasks.pop(t.tid, None)
+                self.sched.forget(t)
 
     # --- the run loop --------------------------------------------------------
 
     def run(self, first: Task, entry: int, stack_pointer: int,
             on_fault: Callable[[Task, GuestFault], None]) -> int:
-        """Run until the first process exits; return its wait status."""
-        from unicorn.x86_const import UC_X86_REG_RSP
-
+        """Run every task until the first process exits; return its wait status."""
         cpu = first.mm.cpu
         cpu.write_reg(UC_X86_REG_RSP, stack_pointer)
-        rip = entry
-        self.current = first
-        while not first.exited:
-            try:
-                cpu.run(rip)
-            except GuestFault as fault:
-                vma = first.mm.find(fault.address)
-                if vma is not None and vma.beyond_eof:
-                    fault.signo = abi.SIGBUS
-                    fault.reason = "access beyond the end of a mapped file"
-                on_fault(first, fault)
-                if self.tracer is not None:
-                    self.tracer.killed(first, fault.signo)  # type: ignore[attr-defined]
-                self.exit_group(first, fault.signo | 0x80)
+        first.resume_rip = entry
+        init = first.process
+        while init.exit_status is None:
+            task = self.sched.next()
+            if task is None:
+                self._deadlock(init)
                 break
+            self._run_slice(task, on_fault)
             if self.kernel_bug is not None:
                 raise self.kernel_bug
-            if not first.exited:
-                raise KernelBug("CPU stopped without a reason")
-        assert self.exit_status is not None or first.process.exit_status is not None
-        status = first.process.exit_status
+        status = init.exit_status
         return status if status is not None else 0
+
+    def _run_slice(self, task: Task, on_fault: Callable[[Task, GuestFault], None]
+                   ) -> None:
+        """Put ``task`` on its CPU and run it until it stops, blocks or is preempted."""
+        cpu = task.mm.cpu
+
+        # Switch the CPU's register state to this task if another thread was on it.
+        if cpu.resident is not task:
+            resident = cpu.resident
+            if resident is not None and not resident.exited:
+                resident.context = cpu.uc.context_save()
+            if task.context is not None:
+                cpu.uc.context_restore(task.context)
+                task.context = None
+            cpu.resident = task
+        # A signal woke the task from a parked syscall, or waits for it.
+        if task.interrupted or (self.signals_pending and signals.has_deliverable(task)):
+            restartable = task.interrupted
+            task.interrupted = False
+            if restartable:
+                self._abandon_wait(task)
+            if signals.deliver(self, task, None, None, restartable):
+                return
+        rip = task.resume_rip
+        if rip is None:
+            rip = cpu.read_reg(UC_X86_REG_RIP)
+        task.resume_rip = None
+        self.current = task
+        timeout = TIME_SLICE_US if self.sched.others_runnable else 0
+        try:
+            cpu.run(rip, timeout)
+        except GuestFault as fault:
+            vma = task.mm.find(fault.address)
+            if vma is not None and vma.beyond_eof:
+                fault.signo = abi.SIGBUS
+                fault.reason = "access beyond the end of a mapped file"
+            if self._fault_to_handler(task, fault):
+                return
+            on_fault(task, fault)
+            if self.tracer is not None:
+                self.tracer.killed(task, fault.signo)  # type: ignore[attr-defined]
+            self.exit_group(task, fault.signo | 0x80)
+        finally:
+            self.current = None
+
+        # Preempted or yielding: back to the end of the run queue.
+        if not task.exited and not self.sched.is_waiting(task):
+            self.sched.make_runnable(task)
+
+    def _abandon_wait(self, task: Task) -> None:
+        """A parked syscall is interrupted: forget what it was waiting for."""
+        if task.futex_waiter is not None:
+            self.futexes.cancel(task.futex_waiter)
+            task.futex_waiter = None
+        task.wait_deadline_ns = None
+        task.waiting_for_signals = 0
+
+    def _fault_to_handler(self, task: Task, fault: GuestFault) -> bool:
+        """Deliver a CPU fault to the guest's handler if it has one."""
+        action = task.process.sigactions[fault.signo]
+        blocked = task.sigmask & signals.bit(fault.signo)
+        if action.handler in (signals.SIG_DFL, signals.SIG_IGN) or blocked:
+            return False
+        vma = task.mm.find(fault.address)
+        code = signals.SEGV_ACCERR if vma is not None else signals.SEGV_MAPERR
+        task.pending.insert(0, signals.SigInfo(fault.signo, code, addr=fault.address))
+        task.mm.cpu.fault = None
+        self.sched.make_runnable(task)
+        signals.deliver(self, task, None, None, False)
+        return True
+
+    def _deadlock(self, init: Process) -> None:
+        """Every task waits for something no one can do: end the sandbox."""
+        sys.stderr.write(
+            "pysentry: every task is blocked and nothing can wake one; "
+            "ending the sandbox\n"
+        )
+        for task in self.all_tasks():
+            self.exit_group(task, abi.SIGKILL)
+        if init.exit_status is None:
+            init.exit_status = abi.SIGKILL
 
 
 def print_bug(exc: BaseException) -> None:

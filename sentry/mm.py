@@ -356,6 +356,20 @@ class AddressSpace:
         self._insert(moved)
         return target
 
+    def adopt(self, vma: Vma) -> None:
+        """Add a VMA built elsewhere (fork copies them from the parent)."""
+        self._insert(vma)
+
+    def inherit_brk(self, parent: AddressSpace, copies: dict[int, HostBuffer]) -> None:
+        """Take over ``parent``'s break; ``copies`` maps its buffers to ours."""
+        self.brk_start, self.brk = parent.brk_start, parent.brk
+        if parent._heap_buf is not None:
+            self._heap_buf = copies.get(id(parent._heap_buf)) or HostBuffer(
+                HEAP_RESERVE
+            )
+        if parent._heap is not None:
+            self._heap = self.find(parent._heap.start)
+
     # --- brk -----------------------------------------------------------------
 
     def set_brk_start(self, addr: int) -> None:

@@ -658,6 +658,10 @@ class Tracer:
         except Exception:  # noqa: BLE001 - the tracer never stops the guest
             self._warn_once("exit", "tracing a syscall exit failed")
 
+    def forget(self, task: Task) -> None:
+        """``task``'s call was parked; it is traced again when it runs again."""
+        self._pending.pop(task.tid, None)
+
     def killed(self, task: Task, signo: int) -> None:
         """``task`` was ended by signal ``signo`` (a fault, a fatal signal)."""
         try:

@@ -9,7 +9,7 @@ threads build on these shapes; nothing here assumes a single task.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -17,6 +17,7 @@ from sentry import abi
 from sentry.errors import SyscallError
 from vfs.core import OpenFile
 from vfs.mount import Location
+from vfs.wait import WaitQueue
 
 if TYPE_CHECKING:
     from sentry.kernel import Kernel
@@ -64,6 +65,8 @@ class FdTable:
     def __init__(self) -> None:
         self._fds: dict[int, FdEntry] = {}
         self.limit = DEFAULT_NOFILE
+        # How many processes use this table (CLONE_FILES shares it).
+        self.users = 1
 
     def items(self) -> Iterator[tuple[int, OpenFile]]:
         for fd in sorted(self._fds):
@@ -173,6 +176,23 @@ class Process:
     no_new_privs: bool = False
     pdeathsig: int = 0
     kernel: Kernel = None  # type: ignore[assignment]
+    exit_signal: int = abi.SIGCHLD  # sent to the parent when this process ends
+    zombie: bool = False
+    child_waiters: WaitQueue = attrs.Factory(WaitQueue)  # wait4 sleeps here
+    vfork_parent: Task | None = None  # blocked in vfork until we exec or exit
+    vfork_done: WaitQueue | None = None  # notified when we exec or exit
+    rusage_children_ns: int = 0
+    # Process-directed signals not yet taken by a thread (SigInfo).
+    shared_pending: list[Any] = attrs.Factory(list)
+
+    def fds_shared(self) -> bool:
+        return self.fds.users > 1
+
+    def fds_release(self) -> None:
+        """This process stops using its descriptor table."""
+        self.fds.users -= 1
+        if self.fds.users == 0:
+            self.fds.close_all()
 
 
 @attrs.define(eq=False)
@@ -188,6 +208,22 @@ class Task:
     altstack: tuple[int, int, int] = (0, 2, 0)  # sp, flags (SS_DISABLE), size
     name: str = ""
     exited: bool = False
+    # The CPU state while the task is not on its CPU (a Unicorn context).
+    context: Any = None
+    # Where the task starts next when it is not resuming a syscall (execve).
+    resume_rip: int | None = None
+    # State of a blocking syscall that is re-executed when the task wakes:
+    # the futex waiter it queued, or the deadline of a sleep or timed wait.
+    futex_waiter: Any = None
+    wait_deadline_ns: int | None = None
+    # Signals generated for this thread and not yet delivered (SigInfo).
+    pending: list[Any] = attrs.Factory(list)
+    # Woken from a parked syscall by a signal: deliver before it runs again.
+    interrupted: bool = False
+    # The mask rt_sigsuspend / ppoll replaced, restored after the handler.
+    saved_sigmask: int | None = None
+    # Signals rt_sigtimedwait takes though they are blocked.
+    waiting_for_signals: int = 0
 
     @property
     def mm(self) -> AddressSpace:

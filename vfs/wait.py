@@ -75,9 +75,12 @@ class WouldBlock(Exception):
         events: int = 0,
         host_fd: int | None = None,
         done: int = 0,
+        deadline_ns: int | None = None,
     ) -> None:
         super().__init__(queue, events, host_fd, done)
         self.queue = queue
         self.events = events
         self.host_fd = host_fd
         self.done = done
+        # Wake up at this time of the kernel's monotonic clock at the latest.
+        self.deadline_ns = deadline_ns

@@ -818,3 +818,26 @@ SYSCALLS = [
     syscall("statfs", statfs, "synthetic block counts", partial=True),
     syscall("fstatfs", fstatfs, "synthetic block counts", partial=True),
 ]
+
+
+def lookup_exec(t: Task, dirfd: int, path: str, flags: int) -> tuple[Location, bytes]:
+    """The file execve(2) runs, and its contents; EACCES unless it may be run."""
+    if not path:
+        if not flags & abi.AT_EMPTY_PATH:
+            raise SyscallError(abi.ENOENT)
+        file = t.process.fds.get(s32(dirfd))
+        if file.location is None:
+            raise SyscallError(abi.EACCES)
+        loc = file.location
+    else:
+        loc = lookup(t, dirfd, path, follow=not flags & abi.AT_SYMLINK_NOFOLLOW)
+    inode = loc.inode
+    if inode.is_symlink:
+        raise SyscallError(abi.ELOOP)
+    # "EACCES: The file or a script interpreter is not a regular file" and
+    # "execute permission is denied" - execve(2).
+    if not inode.is_reg or not may_access(t, inode.stat(), abi.X_OK):
+        raise SyscallError(abi.EACCES)
+    read_all = getattr(inode, "read_all", None)
+    data = bytes(read_all()) if read_all is not None else inode.read_at(0, inode.size())
+    return loc, data

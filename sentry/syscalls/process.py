@@ -1,29 +1,260 @@
-"""Process lifetime and ids: exit, exit_group, getpid and relatives."""
+"""Process lifetime and ids: clone, execve, wait, exit, getpid and relatives."""
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING
 
-from sentry import abi
+from unicorn.x86_const import UC_X86_REG_RIP
+
+from sentry import abi, lifecycle
 from sentry.errors import SyscallError
-from sentry.syscalls.args import s32
-from sentry.syscalls.table import missing, syscall
+from sentry.syscalls.args import encode, path_arg, s32
+from sentry.syscalls.table import syscall
+from vfs.wait import WouldBlock
 
 if TYPE_CHECKING:
-    from sentry.task import Task
+    from sentry.task import Process, Task
+
+WNOHANG = 1
+WUNTRACED = 2
+WSTOPPED = 2
+WEXITED = 4
+WCONTINUED = 8
+WNOWAIT = 0x01000000
+__WNOTHREAD = 0x20000000
+__WALL = 0x40000000
+__WCLONE = 0x80000000
+P_ALL = 0
+P_PID = 1
+P_PGID = 2
+P_PIDFD = 3
+CLD_EXITED = 1
+CLD_KILLED = 2
+CLD_DUMPED = 3
+MAX_SHEBANG_DEPTH = 4
+BINPRM_BUF_SIZE = 256
+
+
+# --- exit ----------------------------------------------------------------------
 
 
 def exit_group(t: Task, code: int, *_: int) -> int:
     """exit_group(2)."""
-    t.process.kernel.exit_group(t, (code & 0xFF) << 8)
+    lifecycle.exit_group(t.process.kernel, t, lifecycle.wait_status_exited(code))
     return 0
 
 
 def exit(t: Task, code: int, *_: int) -> int:
-    """exit(2): ends the thread; the last thread ends the process."""
-    # TODO: with threads, only this task ends and CLONE_CHILD_CLEARTID is honoured.
-    t.process.kernel.exit_group(t, (code & 0xFF) << 8)
+    """exit(2): ends this thread; the last thread ends the process."""
+    lifecycle.exit_thread(t.process.kernel, t, lifecycle.wait_status_exited(code))
     return 0
+
+
+# --- clone ---------------------------------------------------------------------
+
+
+def _clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int) -> int:
+    rip = t.mm.cpu.read_reg(UC_X86_REG_RIP)
+    kernel = t.process.kernel
+    child = lifecycle.clone_task(kernel, t, flags, stack, ptid, ctid, tls, rip)
+    if flags & lifecycle.CLONE_VFORK:
+        # The parent sleeps until the child execs or exits.
+        child.process.vfork_parent = t
+        kernel.block_for_vfork(t, child)
+    return child.tid
+
+
+def clone(t: Task, flags: int, stack: int, ptid: int, ctid: int, tls: int,
+          *_: int) -> int:
+    """clone(2): x86-64 argument order (flags, stack, parent_tid, child_tid, tls)."""
+    return _clone(t, flags & 0xFFFFFFFF, stack, ptid, ctid, tls)
+
+
+def clone3(t: Task, args: int, size: int, *_: int) -> int:
+    """clone3(2)."""
+    if size < 64 or size > 4096:
+        raise SyscallError(abi.EINVAL)
+    (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls
+     ) = struct.unpack("<8Q", t.mm.read(args, 64))
+    if flags & lifecycle.CLONE_PIDFD or flags >> 32:
+        raise SyscallError(abi.EINVAL)
+    if size > 64 and any(t.mm.read(args + 64, size - 64)):
+        # set_tid and cgroup are not offered.
+        raise SyscallError(abi.EINVAL)
+    if exit_signal > abi.NSIG:
+        raise SyscallError(abi.EINVAL)
+    top = stack + stack_size if stack else 0
+    return _clone(t, flags | exit_signal, top, parent_tid, child_tid, tls)
+
+
+def fork(t: Task, *_: int) -> int:
+    """fork(2)."""
+    return _clone(t, abi.SIGCHLD, 0, 0, 0, 0)
+
+
+def vfork(t: Task, *_: int) -> int:
+    """vfork(2)."""
+    return _clone(t, lifecycle.CLONE_VM | lifecycle.CLONE_VFORK | abi.SIGCHLD, 0, 0,
+                  0, 0)
+
+
+# --- wait ----------------------------------------------------------------------
+
+
+def _matches(t: Task, child: Process, idtype: int, ident: int, options: int) -> bool:
+    if idtype == P_PID and child.pid != ident:
+        return False
+    if idtype == P_PGID and child.pgid != ident:
+        return False
+    # __WCLONE picks children that report with another signal than SIGCHLD.
+    if options & __WALL:
+        return True
+    clone_child = child.exit_signal != abi.SIGCHLD
+    return clone_child == bool(options & __WCLONE)
+
+
+def _find_zombie(t: Task, idtype: int, ident: int, options: int
+                 ) -> tuple[Process | None, bool]:
+    """(a zombie child that matches, whether any child matches at all)."""
+    kernel = t.process.kernel
+    any_child = False
+    for child in kernel.children_of(t.process.pid):
+        if not _matches(t, child, idtype, ident, options):
+            continue
+        any_child = True
+        if child.zombie:
+            return child, True
+    return None, any_child
+
+
+def _wait_common(t: Task, idtype: int, ident: int, options: int) -> Process | None:
+    """The zombie to report, None for WNOHANG with nothing yet; may block."""
+    zombie, any_child = _find_zombie(t, idtype, ident, options)
+    if zombie is not None:
+        return zombie
+    if not any_child:
+        raise SyscallError(abi.ECHILD)
+    if options & WNOHANG:
+        return None
+    raise WouldBlock(t.process.child_waiters)
+
+
+def wait4(t: Task, pid: int, status: int, options: int, rusage: int, *_: int) -> int:
+    """wait4(2)."""
+    pid, options = s32(pid), options & 0xFFFFFFFF
+    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | __WNOTHREAD | __WALL | __WCLONE):
+        raise SyscallError(abi.EINVAL)
+    if pid < -1:
+        idtype, ident = P_PGID, -pid
+    elif pid == -1:
+        idtype, ident = P_ALL, 0
+    elif pid == 0:
+        idtype, ident = P_PGID, t.process.pgid
+    else:
+        idtype, ident = P_PID, pid
+    zombie = _wait_common(t, idtype, ident, options)
+    if zombie is None:
+        return 0
+    assert zombie.exit_status is not None
+    if status:
+        t.mm.write_u32(status, zombie.exit_status)
+    if rusage:
+        t.mm.write(rusage, bytes(144))
+    child_pid = zombie.pid
+    t.process.kernel.reap(zombie)
+    return child_pid
+
+
+def waitid(t: Task, idtype: int, ident: int, info: int, options: int, rusage: int,
+           *_: int) -> int:
+    """waitid(2)."""
+    idtype, ident, options = s32(idtype), s32(ident), options & 0xFFFFFFFF
+    if options & ~(WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | __WNOTHREAD
+                   | __WALL | __WCLONE):
+        raise SyscallError(abi.EINVAL)
+    if not options & (WEXITED | WSTOPPED | WCONTINUED):
+        raise SyscallError(abi.EINVAL)
+    if idtype not in (P_ALL, P_PID, P_PGID):
+        raise SyscallError(abi.EINVAL)
+    if idtype == P_PGID and ident == 0:
+        ident = t.process.pgid
+    if not options & WEXITED:
+        # Only exits are reported yet; stops and continues come with job control.
+        zombie = None
+        if not list(t.process.kernel.children_of(t.process.pid)):
+            raise SyscallError(abi.ECHILD)
+        if not options & WNOHANG:
+            raise WouldBlock(t.process.child_waiters)
+    else:
+        zombie = _wait_common(t, idtype, ident, options)
+    if info:
+        if zombie is None:
+            t.mm.write(info, bytes(128))
+        else:
+            st = zombie.exit_status or 0
+            if st & 0x7F:
+                code = CLD_DUMPED if st & 0x80 else CLD_KILLED
+                value = st & 0x7F
+            else:
+                code, value = CLD_EXITED, (st >> 8) & 0xFF
+            creds = zombie.creds
+            blob = struct.pack("<iii4xiIQQi", abi.SIGCHLD, 0, code, zombie.pid,
+                               creds.uid, 0, 0, value)
+            t.mm.write(info, blob.ljust(128, b"\0"))
+    if zombie is not None and not options & WNOWAIT:
+        t.process.kernel.reap(zombie)
+    return 0
+
+
+# --- execve --------------------------------------------------------------------
+
+
+def _read_strings(t: Task, addr: int) -> list[bytes]:
+    if not addr:
+        return []
+    return [t.mm.read_cstring(p, 131072) for p in t.mm.read_pointer_array(addr)]
+
+
+def _execve(t: Task, dirfd: int, path: str, argv: list[bytes], envp: list[bytes],
+            flags: int) -> int:
+    from sentry.syscalls.file import lookup_exec
+
+    # Follow #! interpreters, at most MAX_SHEBANG_DEPTH deep.
+    execfn = encode(path)
+    for _depth in range(MAX_SHEBANG_DEPTH + 1):
+        loc, data = lookup_exec(t, dirfd, path, flags)
+        if not data.startswith(b"#!"):
+            st = loc.inode.stat()
+            lifecycle.exec_image(t.process.kernel, t, data, path, loc.path, argv, envp,
+                                 execfn, st.dev, st.ino)
+            return 0
+        line = data[2:BINPRM_BUF_SIZE].split(b"\n", 1)[0].strip(b" \t")
+        if not line:
+            raise SyscallError(abi.ENOEXEC)
+        interp, _, arg = line.replace(b"\t", b" ").partition(b" ")
+        arg = arg.strip(b" ")
+        argv = [interp, *([arg] if arg else []), encode(path), *argv[1:]]
+        path, dirfd, flags = interp.decode("utf-8", "surrogateescape"), abi.AT_FDCWD, 0
+    raise SyscallError(abi.ELOOP)
+
+
+def execve(t: Task, path: int, argv: int, envp: int, *_: int) -> int:
+    """execve(2)."""
+    name = path_arg(t, path)
+    return _execve(t, abi.AT_FDCWD, name, _read_strings(t, argv),
+                   _read_strings(t, envp), 0)
+
+
+def execveat(t: Task, dirfd: int, path: int, argv: int, envp: int, flags: int,
+             *_: int) -> int:
+    """execveat(2)."""
+    flags = s32(flags)
+    if flags & ~(abi.AT_EMPTY_PATH | abi.AT_SYMLINK_NOFOLLOW):
+        raise SyscallError(abi.EINVAL)
+    name = t.mm.read_cstring(path, 4095).decode("utf-8", "surrogateescape")
+    return _execve(t, s32(dirfd), name, _read_strings(t, argv),
+                   _read_strings(t, envp), flags)
 
 
 def getpid(t: Task, *_: int) -> int:
@@ -111,7 +342,7 @@ def get_robust_list(t: Task, pid: int, head_ptr: int, len_ptr: int, *_: int) -> 
 
 
 SYSCALLS = [
-    syscall("exit", exit, "ends the whole process until threads exist", partial=True),
+    syscall("exit", exit),
     syscall("exit_group", exit_group),
     syscall("getpid", getpid),
     syscall("gettid", gettid),
@@ -124,12 +355,15 @@ SYSCALLS = [
     syscall("set_tid_address", set_tid_address),
     syscall("set_robust_list", set_robust_list),
     syscall("get_robust_list", get_robust_list),
-    missing("fork", "processes are not implemented yet"),
-    missing("vfork", "processes are not implemented yet"),
-    missing("clone", "processes are not implemented yet"),
-    missing("clone3", "processes are not implemented yet"),
-    missing("execve", "processes are not implemented yet"),
-    missing("execveat", "processes are not implemented yet"),
-    missing("wait4", "processes are not implemented yet"),
-    missing("waitid", "processes are not implemented yet"),
+    syscall("fork", fork),
+    syscall("vfork", vfork),
+    syscall("clone", clone, "no namespaces (EPERM); CLONE_SYSVSEM ignored",
+            partial=True),
+    syscall("clone3", clone3, "no set_tid, cgroup or pidfd", partial=True),
+    syscall("execve", execve),
+    syscall("execveat", execveat),
+    syscall("wait4", wait4, "reports exits; stops and continues come with job control",
+            partial=True),
+    syscall("waitid", waitid, "reports exits; stops and continues come with job "
+            "control", partial=True),
 ]

@@ -1,7 +1,6 @@
-"""Signal state: actions, masks, the alternate stack.
+"""Signal syscalls: actions, masks, the alternate stack, sending and waiting.
 
-Actions and masks are kept exactly as Linux keeps them so programs that set
-them up at start-up work; delivery to handlers comes with processes.
+Generation and delivery live in :mod:`sentry.signals`.
 """
 
 from __future__ import annotations
@@ -12,7 +11,10 @@ from typing import TYPE_CHECKING
 from sentry import abi
 from sentry.errors import SyscallError
 from sentry.syscalls.args import s32
-from sentry.syscalls.table import missing, syscall
+from sentry import signals
+from sentry.syscalls.table import syscall
+from sentry.syscalls.time import read_timespec
+from vfs.wait import WouldBlock
 from sentry.task import SigAction
 
 if TYPE_CHECKING:
@@ -73,11 +75,62 @@ def rt_sigprocmask(t: Task, how: int, set_: int, oldset: int, size: int, *_: int
 
 
 def rt_sigpending(t: Task, addr: int, size: int, *_: int) -> int:
-    """rt_sigpending(2): nothing is pending until signals can be sent."""
+    """rt_sigpending(2): pending and blocked, for this thread or its process."""
     if size > 8:
         raise SyscallError(abi.EINVAL)
-    t.mm.write(addr, bytes(size))
+    pending = 0
+    for info in [*t.pending, *t.process.shared_pending]:
+        pending |= signals.bit(info.signo)
+    t.mm.write(addr, (pending & t.sigmask).to_bytes(8, "little")[:size])
     return 0
+
+
+def rt_sigsuspend(t: Task, mask: int, size: int, *_: int) -> int:
+    """rt_sigsuspend(2): wait with a temporary mask; always EINTR."""
+    if size != 8:
+        raise SyscallError(abi.EINVAL)
+    if t.saved_sigmask is None:
+        t.saved_sigmask = t.sigmask
+        t.sigmask = t.mm.read_u64(mask) & ~_UNBLOCKABLE
+    if signals.has_deliverable(t):
+        # The handler runs with the temporary mask; the old one comes back
+        # with rt_sigreturn because the frame saves it.
+        raise SyscallError(abi.EINTR)
+    raise WouldBlock(None)
+
+
+def pause(t: Task, *_: int) -> int:
+    """pause(2)."""
+    if signals.has_deliverable(t):
+        raise SyscallError(abi.EINTR)
+    raise WouldBlock(None)
+
+
+def rt_sigtimedwait(t: Task, set_: int, info: int, timeout: int, size: int,
+                    *_: int) -> int:
+    """rt_sigtimedwait(2): take a pending signal from ``set`` without a handler."""
+    if size != 8:
+        raise SyscallError(abi.EINVAL)
+    wanted = t.mm.read_u64(set_) & ~_UNBLOCKABLE
+    kernel = t.process.kernel
+    for queue in (t.pending, t.process.shared_pending):
+        for item in queue:
+            if wanted & signals.bit(item.signo):
+                queue.remove(item)
+                if info:
+                    t.mm.write(info, item.pack())
+                t.wait_deadline_ns = None
+                return item.signo
+    now = kernel.clock.monotonic_ns()
+    if timeout:
+        if t.wait_deadline_ns is None:
+            t.wait_deadline_ns = now + read_timespec(t, timeout)
+        if now >= t.wait_deadline_ns:
+            t.wait_deadline_ns = None
+            raise SyscallError(abi.EAGAIN)
+    # Signals in the set wake us though they are blocked.
+    t.waiting_for_signals = wanted
+    raise WouldBlock(None, deadline_ns=t.wait_deadline_ns)
 
 
 def sigaltstack(t: Task, ss: int, old: int, *_: int) -> int:
@@ -98,76 +151,106 @@ def sigaltstack(t: Task, ss: int, old: int, *_: int) -> int:
     return 0
 
 
-# Signals whose default action is to ignore, stop or continue (signal(7)).
-_DEFAULT_IGNORE = {abi.SIGCHLD, abi.SIGURG, abi.SIGWINCH, abi.SIGCONT}
-_DEFAULT_STOP = {abi.SIGSTOP, abi.SIGTSTP, abi.SIGTTIN, abi.SIGTTOU}
-_CORE = {abi.SIGQUIT, abi.SIGILL, abi.SIGTRAP, abi.SIGABRT, abi.SIGBUS, abi.SIGFPE,
-         abi.SIGSEGV, abi.SIGXCPU, abi.SIGXFSZ, abi.SIGSYS}
-SIG_DFL = 0
-SIG_IGN = 1
+def _info(t: Task, signo: int, code: int = signals.SI_USER) -> signals.SigInfo:
+    return signals.SigInfo(signo, code, t.process.pid, t.process.creds.uid)
 
 
-def _send_to_self(t: Task, signo: int) -> int:
-    """Act on a signal a task sends to its own process, as far as we can yet."""
-    if signo == 0:
-        return 0
-    if not 1 <= signo <= abi.NSIG:
+def _check_signo(signo: int) -> None:
+    if not 0 <= signo <= abi.NSIG:
         raise SyscallError(abi.EINVAL)
-    action = t.process.sigactions[signo]
-    blocked = t.sigmask & (1 << (signo - 1)) and signo not in (abi.SIGKILL, abi.SIGSTOP)
-    if action.handler == SIG_IGN or blocked:
-        # TODO: a blocked signal should stay pending until it is unblocked.
-        return 0
-    if action.handler == SIG_DFL:
-        if signo in _DEFAULT_IGNORE or signo in _DEFAULT_STOP:
-            return 0
-        core = 0x80 if signo in _CORE else 0
-        t.process.kernel.exit_group(t, signo | core)
-        return 0
-    # TODO: running a guest handler needs signal frames (processes issue).
-    raise SyscallError(abi.ENOSYS)
 
 
 def kill(t: Task, pid: int, signo: int, *_: int) -> int:
-    """kill(2): only the sandbox's own process can be named yet."""
-    pid = s32(pid)
-    if pid in (t.process.pid, 0, -1, -t.process.pgid):
-        return _send_to_self(t, s32(signo))
+    """kill(2)."""
+    pid, signo = s32(pid), s32(signo)
+    _check_signo(signo)
+    kernel = t.process.kernel
+    if pid > 0:
+        targets = [p for p in [kernel.find_process(pid)] if p is not None]
+    elif pid == 0:
+        targets = [p for p in kernel.processes() if p.pgid == t.process.pgid]
+    elif pid == -1:
+        targets = [p for p in kernel.processes() if p.pid != 1 or p is t.process]
+    else:
+        targets = [p for p in kernel.processes() if p.pgid == -pid]
+    targets = [p for p in targets if not p.zombie] or (
+        [p for p in targets if p.zombie] and [None]  # type: ignore[list-item]
+    )
+    if not targets:
+        raise SyscallError(abi.ESRCH)
+    for proc in targets:
+        if proc is not None and signo:
+            signals.send_to_process(kernel, proc, _info(t, signo))
+    return 0
+
+
+def _thread(t: Task, tid: int, tgid: int | None) -> Task:
+    for proc in t.process.kernel.processes():
+        if tgid is not None and proc.pid != tgid:
+            continue
+        for task in proc.threads:
+            if task.tid == tid and not task.exited:
+                return task
     raise SyscallError(abi.ESRCH)
 
 
 def tgkill(t: Task, tgid: int, tid: int, signo: int, *_: int) -> int:
     """tgkill(2)."""
-    if s32(tgid) <= 0 or s32(tid) <= 0:
+    tgid, tid, signo = s32(tgid), s32(tid), s32(signo)
+    if tgid <= 0 or tid <= 0:
         raise SyscallError(abi.EINVAL)
-    if s32(tgid) != t.process.pid or s32(tid) not in [x.tid for x in t.process.threads]:
-        raise SyscallError(abi.ESRCH)
-    return _send_to_self(t, s32(signo))
+    _check_signo(signo)
+    target = _thread(t, tid, tgid)
+    if signo:
+        signals.send_to_task(t.process.kernel, target, _info(t, signo, signals.SI_TKILL))
+    return 0
 
 
 def tkill(t: Task, tid: int, signo: int, *_: int) -> int:
     """tkill(2)."""
-    if s32(tid) <= 0:
+    tid, signo = s32(tid), s32(signo)
+    if tid <= 0:
         raise SyscallError(abi.EINVAL)
-    if s32(tid) not in [x.tid for x in t.process.threads]:
+    _check_signo(signo)
+    target = _thread(t, tid, None)
+    if signo:
+        signals.send_to_task(t.process.kernel, target, _info(t, signo, signals.SI_TKILL))
+    return 0
+
+
+def rt_sigqueueinfo(t: Task, pid: int, signo: int, info: int, *_: int) -> int:
+    """rt_sigqueueinfo(2)."""
+    pid, signo = s32(pid), s32(signo)
+    _check_signo(signo)
+    code = struct.unpack("<i", t.mm.read(info + 8, 4))[0]
+    if code >= 0 and pid != t.process.pid:
+        raise SyscallError(abi.EPERM)
+    proc = t.process.kernel.find_process(pid)
+    if proc is None or proc.zombie:
         raise SyscallError(abi.ESRCH)
-    return _send_to_self(t, s32(signo))
+    if signo:
+        signals.send_to_process(t.process.kernel, proc, _info(t, signo, code))
+    return 0
+
+
+def rt_sigreturn(t: Task, *_: int) -> int:
+    """rt_sigreturn(2): back from a handler to what it interrupted."""
+    return signals.sigreturn(t.process.kernel, t)
 
 
 SYSCALLS = [
-    syscall("rt_sigaction", rt_sigaction, "actions are stored; delivery not yet",
-            partial=True),
+    syscall("rt_sigaction", rt_sigaction),
     syscall("rt_sigprocmask", rt_sigprocmask),
-    syscall("rt_sigpending", rt_sigpending, "no signal is ever pending yet", partial=True),
+    syscall("rt_sigpending", rt_sigpending),
     syscall("sigaltstack", sigaltstack),
-    missing("rt_sigreturn", "signal delivery is not implemented yet"),
-    missing("rt_sigsuspend", "signal delivery is not implemented yet"),
-    missing("rt_sigtimedwait", "signal delivery is not implemented yet"),
-    missing("rt_sigqueueinfo", "signal delivery is not implemented yet"),
-    syscall("kill", kill, "own process only; default actions and SIG_IGN only",
+    syscall("rt_sigreturn", rt_sigreturn, "x87 registers are not saved in the frame",
             partial=True),
-    syscall("tkill", tkill, "own threads only; default actions and SIG_IGN only",
+    syscall("rt_sigsuspend", rt_sigsuspend),
+    syscall("pause", pause),
+    syscall("rt_sigtimedwait", rt_sigtimedwait),
+    syscall("rt_sigqueueinfo", rt_sigqueueinfo),
+    syscall("kill", kill, "stop and continue signals are ignored until job control",
             partial=True),
-    syscall("tgkill", tgkill, "own threads only; default actions and SIG_IGN only",
-            partial=True),
+    syscall("tkill", tkill),
+    syscall("tgkill", tgkill),
 ]

@@ -1,0 +1,169 @@
+"""The scheduler: which task runs next, and waiting without busy loops.
+
+Theory of operation
+-------------------
+Every task is in exactly one of three places:
+
+* the run queue (``_runq``), in the order it became runnable;
+* ``_waiting``: parked by a syscall that raised :class:`~vfs.wait.WouldBlock`.
+  The task is registered on the wait queue it named (a pipe, a futex, a child
+  list ...), on a host descriptor, on a deadline, or on several of these; the
+  first that fires makes it runnable again and unregisters it from the rest;
+* nowhere, while it is the one running on the CPU, or once it has exited.
+
+A parked task re-executes its syscall from the start when it runs again: the
+dispatcher left its RIP on the ``syscall`` instruction and its registers as
+they were. A wakeup may be spurious; the syscall then simply waits again.
+
+When nothing is runnable the scheduler sleeps in the host's ``select`` on the
+host descriptors tasks wait for, until the nearest deadline. When nothing is
+runnable and nothing can ever wake anybody, the sandbox is deadlocked and
+:meth:`Scheduler.next` returns None.
+
+The order is deterministic given the same sequence of events: a FIFO run
+queue, wakeups in registration order, deadlines by time then by task id.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Callable
+
+import attrs
+
+from sentry import abi
+from vfs.wait import WaitQueue, WouldBlock
+
+if TYPE_CHECKING:
+    from sentry.task import Task
+
+# How long a task may run while others are runnable, in microseconds. Unicorn
+# pays for a timer thread on each time-limited run, so slices are long.
+TIME_SLICE_US = 20_000
+
+
+@attrs.define(eq=False)
+class _Parked:
+    task: Task
+    queue: WaitQueue | None
+    host_fd: int | None
+    events: int
+    deadline_ns: int | None
+    waker: Callable[[], None]
+
+
+class Scheduler:
+    def __init__(self, monotonic_ns: Callable[[], int]) -> None:
+        self._runq: deque[Task] = deque()
+        self._waiting: dict[int, _Parked] = {}  # by tid
+        self._now = monotonic_ns
+
+    # --- queues --------------------------------------------------------------
+
+    def make_runnable(self, task: Task) -> None:
+        """Put ``task`` at the end of the run queue (once)."""
+        parked = self._waiting.pop(task.tid, None)
+        if parked is not None and parked.queue is not None:
+            parked.queue.remove(parked.waker)
+        if task not in self._runq and not task.exited:
+            self._runq.append(task)
+
+    def park(self, task: Task, wait: WouldBlock, deadline_ns: int | None = None) -> None:
+        """Make ``task`` wait for what ``wait`` names, or until ``deadline_ns``."""
+        def waker() -> None:
+            self.make_runnable(task)
+
+        if deadline_ns is None:
+            deadline_ns = wait.deadline_ns
+        parked = _Parked(task, wait.queue, wait.host_fd, wait.events, deadline_ns, waker)
+        self._waiting[task.tid] = parked
+        if wait.queue is not None:
+            wait.queue.add(waker)
+
+    def sleep_until(self, task: Task, deadline_ns: int) -> None:
+        """Park ``task`` on a deadline alone (nanosleep, timeouts)."""
+        self.park(task, WouldBlock(None), deadline_ns)
+
+    def forget(self, task: Task) -> None:
+        """``task`` exited: take it out of every queue."""
+        parked = self._waiting.pop(task.tid, None)
+        if parked is not None and parked.queue is not None:
+            parked.queue.remove(parked.waker)
+        try:
+            self._runq.remove(task)
+        except ValueError:
+            pass
+
+    def is_waiting(self, task: Task) -> bool:
+        return task.tid in self._waiting
+
+    def interrupt(self, task: Task) -> bool:
+        """Wake a parked task early (a signal arrived); True if it was parked."""
+        if task.tid not in self._waiting:
+            return False
+        self.make_runnable(task)
+        return True
+
+    @property
+    def others_runnable(self) -> bool:
+        return bool(self._runq)
+
+    # --- choosing ------------------------------------------------------------
+
+    def next(self) -> Task | None:
+        """The next task to run; sleeps on the host while nothing is runnable."""
+        while True:
+            self._expire_deadlines()
+            if self._runq:
+                return self._runq.popleft()
+            if not self._waiting:
+                return None
+            if not self._wait_on_host():
+                return None
+
+    def _expire_deadlines(self) -> None:
+        now = self._now()
+        due = sorted(
+            (p for p in self._waiting.values()
+             if p.deadline_ns is not None and p.deadline_ns <= now),
+            key=lambda p: (p.deadline_ns, p.task.tid),
+        )
+        for parked in due:
+            self.make_runnable(parked.task)
+
+    def _wait_on_host(self) -> bool:
+        """Sleep until a host descriptor is ready or a deadline passes.
+
+        Returns False when nothing at all can wake any task (a deadlock).
+        """
+        readers: dict[int, list[_Parked]] = {}
+        writers: dict[int, list[_Parked]] = {}
+        deadlines = [p.deadline_ns for p in self._waiting.values()
+                     if p.deadline_ns is not None]
+        for parked in self._waiting.values():
+            if parked.host_fd is None:
+                continue
+            side = writers if parked.events & abi.POLLOUT else readers
+            side.setdefault(parked.host_fd, []).append(parked)
+        if not readers and not writers and not deadlines:
+            return False
+        timeout = None
+        if deadlines:
+            timeout = max(0.0, (min(deadlines) - self._now()) / 1e9)
+        if readers or writers:
+            try:
+                r, w, _x = select.select(list(readers), list(writers), [], timeout)
+            except (OSError, ValueError):
+                # A descriptor went bad: let every task on it retry and see.
+                r, w = list(readers), list(writers)
+            for fd in r:
+                for parked in readers.get(fd, []):
+                    self.make_runnable(parked.task)
+            for fd in w:
+                for parked in writers.get(fd, []):
+                    self.make_runnable(parked.task)
+        elif timeout:
+            time.sleep(timeout)
+        return True

@@ -1,0 +1,373 @@
+"""Signal generation and delivery.
+
+Theory of operation
+-------------------
+A signal is *generated* for a thread (tkill, tgkill, a CPU fault) or for a
+whole process (kill, SIGCHLD). It is kept in the thread's or the process's
+pending list until a thread that does not block it returns to the guest; then
+it is *delivered*: ignored, acted on by default (terminate, dump core, stop,
+continue), or handed to the guest's handler.
+
+Delivery to a handler builds a real x86-64 ``rt_sigframe`` on the guest stack
+(or the alternate stack with SA_ONSTACK): the return address (sa_restorer),
+a ``ucontext`` whose ``sigcontext`` holds every general register, the signal
+mask to restore, a ``siginfo``, and the SSE state in the fxsave layout. The
+handler runs with RDI = signo, RSI = &info, RDX = &uc. Its return lands in the
+restorer, which calls rt_sigreturn, which reads the frame back, so a handler
+may change the saved registers (as a SIGSEGV handler that skips an insn does).
+
+Deliveries happen at three points: after a syscall completes (inside the
+syscall hook, where RIP moves take the +2 into account), before a task that
+was parked or preempted runs again, and right after a synchronous CPU fault.
+A parked syscall interrupted by a handled signal fails with EINTR, or runs
+again after the handler when the action has SA_RESTART.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+import attrs
+from unicorn.x86_const import (
+    UC_X86_REG_MXCSR,
+    UC_X86_REG_RAX,
+    UC_X86_REG_RDI,
+    UC_X86_REG_RDX,
+    UC_X86_REG_RIP,
+    UC_X86_REG_RSI,
+    UC_X86_REG_RSP,
+    UC_X86_REG_XMM0,
+)
+
+from sentry import abi
+from sentry.cpu import GP_REGS
+from sentry.errors import SyscallError
+
+if TYPE_CHECKING:
+    from sentry.kernel import Kernel
+    from sentry.task import Process, Task
+
+SIG_DFL = 0
+SIG_IGN = 1
+SA_NOCLDSTOP = 0x00000001
+SA_NOCLDWAIT = 0x00000002
+SA_SIGINFO = 0x00000004
+SA_RESTORER = 0x04000000
+SA_ONSTACK = 0x08000000
+SA_RESTART = 0x10000000
+SA_NODEFER = 0x40000000
+SA_RESETHAND = 0x80000000
+SS_ONSTACK = 1
+SS_DISABLE = 2
+
+SI_USER = 0
+SI_KERNEL = 0x80
+SI_QUEUE = -1
+SI_TKILL = -6
+SEGV_MAPERR = 1
+SEGV_ACCERR = 2
+CLD_EXITED = 1
+CLD_KILLED = 2
+CLD_DUMPED = 3
+
+UNBLOCKABLE = (1 << (abi.SIGKILL - 1)) | (1 << (abi.SIGSTOP - 1))
+DEFAULT_IGNORE = frozenset({abi.SIGCHLD, abi.SIGURG, abi.SIGWINCH, abi.SIGCONT})
+DEFAULT_STOP = frozenset({abi.SIGSTOP, abi.SIGTSTP, abi.SIGTTIN, abi.SIGTTOU})
+DEFAULT_CORE = frozenset({
+    abi.SIGQUIT, abi.SIGILL, abi.SIGTRAP, abi.SIGABRT, abi.SIGBUS, abi.SIGFPE,
+    abi.SIGSEGV, abi.SIGXCPU, abi.SIGXFSZ, abi.SIGSYS,
+})
+
+# struct sigcontext stores r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp,
+# rip, eflags (see _SIGCONTEXT_ORDER at the end of this module).
+FXSAVE_SIZE = 512
+UCONTEXT_SIZE = 8 + 8 + 24 + 256 + 8
+SIGINFO_SIZE = 128
+
+
+def bit(signo: int) -> int:
+    return 1 << (signo - 1)
+
+
+@attrs.define
+class SigInfo:
+    signo: int
+    code: int = SI_USER
+    pid: int = 0
+    uid: int = 0
+    addr: int = 0
+    status: int = 0
+
+    def pack(self) -> bytes:
+        head = struct.pack("<iii4x", self.signo, 0, self.code)
+        if self.signo in (abi.SIGSEGV, abi.SIGBUS, abi.SIGILL, abi.SIGFPE) and (
+            self.code > 0
+        ):
+            body = struct.pack("<Q", self.addr)
+        elif self.signo == abi.SIGCHLD:
+            body = struct.pack("<iIiqq", self.pid, self.uid, self.status, 0, 0)
+        else:
+            body = struct.pack("<iI", self.pid, self.uid)
+        return (head + body).ljust(SIGINFO_SIZE, b"\0")
+
+
+def default_action(signo: int) -> str:
+    if signo in DEFAULT_IGNORE:
+        return "ignore"
+    if signo in DEFAULT_STOP:
+        return "stop"
+    if signo in DEFAULT_CORE:
+        return "core"
+    return "term"
+
+
+# --- generation -----------------------------------------------------------------
+
+
+def _ignored(proc: Process, signo: int) -> bool:
+    handler = proc.sigactions[signo].handler
+    return handler == SIG_IGN or (handler == SIG_DFL and signo in DEFAULT_IGNORE)
+
+
+def send_to_task(kernel: Kernel, task: Task, info: SigInfo) -> None:
+    """Generate a signal for one thread."""
+    if task.exited:
+        return
+    if _ignored(task.process, info.signo) and not task.sigmask & bit(info.signo):
+        return
+    if info.signo < abi.SIGRTMIN and any(p.signo == info.signo for p in task.pending):
+        return
+    task.pending.append(info)
+    kernel.signals_pending = True
+    _wake(kernel, task, info.signo)
+
+
+def send_to_process(kernel: Kernel, proc: Process, info: SigInfo) -> None:
+    """Generate a signal for a process; one of its threads will take it."""
+    if proc.zombie:
+        return
+    if info.signo == abi.SIGKILL:
+        from sentry import lifecycle
+
+        lifecycle.exit_group(kernel, proc.threads[0], abi.SIGKILL)
+        return
+    blocked_everywhere = all(t.sigmask & bit(info.signo) for t in proc.threads)
+    if _ignored(proc, info.signo) and not blocked_everywhere:
+        return
+    if info.signo < abi.SIGRTMIN and any(p.signo == info.signo
+                                         for p in proc.shared_pending):
+        return
+    proc.shared_pending.append(info)
+    kernel.signals_pending = True
+    for task in proc.threads:
+        if not task.exited and not task.sigmask & bit(info.signo):
+            _wake(kernel, task, info.signo)
+            break
+
+
+def _wake(kernel: Kernel, task: Task, signo: int) -> None:
+    blocked = task.sigmask & bit(signo) and signo not in (abi.SIGKILL, abi.SIGSTOP)
+    if blocked and not task.waiting_for_signals & bit(signo):
+        return
+    if kernel.sched.interrupt(task):
+        task.interrupted = True
+
+
+# --- delivery ---------------------------------------------------------------------
+
+
+def next_signal(task: Task) -> SigInfo | None:
+    """Take the lowest-numbered deliverable pending signal, if any."""
+    best: tuple[list[SigInfo], SigInfo] | None = None
+    for queue in (task.pending, task.process.shared_pending):
+        for info in queue:
+            if task.sigmask & bit(info.signo):
+                continue
+            if best is None or info.signo < best[1].signo:
+                best = (queue, info)
+    if best is None:
+        return None
+    best[0].remove(best[1])
+    return best[1]
+
+
+def has_deliverable(task: Task) -> bool:
+    mask = task.sigmask
+    return any(not mask & bit(i.signo) for i in task.pending) or any(
+        not mask & bit(i.signo) for i in task.process.shared_pending
+    )
+
+
+def deliver(kernel: Kernel, task: Task, in_syscall_rip: int | None,
+            syscall_result: int | None, restartable: bool) -> bool:
+    """Deliver pending signals to ``task``, whose registers are on its CPU.
+
+    ``in_syscall_rip`` is the address of the syscall instruction when called
+    from inside the syscall hook (RIP writes there take Unicorn's +2 into
+    account), else None. ``syscall_result`` is what the interrupted syscall
+    returns (already in RAX unless None); ``restartable`` says the syscall was
+    parked and can run again (RIP is on its instruction, RAX its number).
+    Returns True when the task was ended.
+    """
+    from sentry import lifecycle
+
+    while True:
+        info = next_signal(task)
+        if info is None:
+            return False
+        action = task.process.sigactions[info.signo]
+        if action.handler == SIG_IGN and info.signo != abi.SIGKILL:
+            continue
+        if action.handler == SIG_DFL or info.signo == abi.SIGKILL:
+            kind = default_action(info.signo)
+            if kind in ("ignore", "stop"):
+                # TODO: stopping and continuing come with job control.
+                continue
+            status = info.signo | (0x80 if kind == "core" else 0)
+            lifecycle.exit_group(kernel, task, status)
+            return True
+        _enter_handler(kernel, task, info, action, in_syscall_rip, syscall_result,
+                       restartable)
+        return False
+
+
+def _enter_handler(kernel: Kernel, task: Task, info: SigInfo, action: object,
+                   in_syscall_rip: int | None, syscall_result: int | None,
+                   restartable: bool) -> None:
+    cpu = task.mm.cpu
+    regs = cpu.save_gp()
+    names = dict(zip(GP_REGS, range(len(GP_REGS)), strict=True))
+    rip_i, rax_i = names[UC_X86_REG_RIP], names[UC_X86_REG_RAX]
+
+    # Where the interrupted code goes on after the handler returns.
+    if in_syscall_rip is not None:
+        regs[rip_i] = in_syscall_rip + 2
+        if syscall_result is not None:
+            regs[rax_i] = syscall_result & 0xFFFFFFFFFFFFFFFF
+    if restartable:
+        if action.flags & SA_RESTART:  # type: ignore[attr-defined]
+            pass  # RIP and RAX still name the syscall: it runs again.
+        else:
+            regs[rip_i] += 2
+            regs[rax_i] = -abi.EINTR & 0xFFFFFFFFFFFFFFFF
+
+    # Choose the stack: the alternate one for SA_ONSTACK unless already on it.
+    rsp = regs[names[UC_X86_REG_RSP]]
+    ss_sp, ss_flags, ss_size = task.altstack
+    on_alt = ss_size and ss_sp <= rsp < ss_sp + ss_size
+    if action.flags & SA_ONSTACK and not ss_flags & SS_DISABLE and not on_alt:  # type: ignore[attr-defined]
+        sp = ss_sp + ss_size
+    else:
+        sp = rsp - 128  # the red zone stays untouched
+    fp_addr = (sp - FXSAVE_SIZE) & ~63
+    frame = (fp_addr - (8 + UCONTEXT_SIZE + SIGINFO_SIZE)) & ~15
+    frame -= 8  # as if a call pushed the return address
+    uc_addr = frame + 8
+    info_addr = uc_addr + UCONTEXT_SIZE
+
+    # The mask to restore: the one rt_sigsuspend replaced, if it did.
+    old_mask = task.sigmask if task.saved_sigmask is None else task.saved_sigmask
+    task.saved_sigmask = None
+
+    # Write the frame: restorer, ucontext, siginfo, FP state.
+    mm = task.mm
+    try:
+        mm.write(fp_addr, _fxsave(cpu))
+        sc = struct.pack(
+            "<18Q4H4QQ8Q",
+            *[regs[names[r]] for r in _SIGCONTEXT_ORDER],
+            0x33, 0, 0, 0x2B,  # cs, gs, fs, ss
+            0, 0, old_mask, info.addr,  # err, trapno, oldmask, cr2
+            fp_addr, *([0] * 8),
+        )
+        ucontext = struct.pack("<QQQiiQ", 0, 0, ss_sp, ss_flags | (SS_ONSTACK if on_alt else 0), 0,
+                               ss_size) + sc + struct.pack("<Q", old_mask)
+        restorer = action.restorer  # type: ignore[attr-defined]
+        mm.write(frame, struct.pack("<Q", restorer) + ucontext + info.pack())
+    except SyscallError:
+        # No room for the frame: Linux kills with SIGSEGV.
+        from sentry import lifecycle
+
+        lifecycle.exit_group(kernel, task, abi.SIGSEGV | 0x80)
+        return
+
+    # Block what the action says, then enter the handler.
+    if not action.flags & SA_NODEFER:  # type: ignore[attr-defined]
+        task.sigmask |= bit(info.signo)
+    task.sigmask = (task.sigmask | action.mask) & ~UNBLOCKABLE  # type: ignore[attr-defined]
+    if action.flags & SA_RESETHAND:  # type: ignore[attr-defined]
+        from sentry.task import SigAction
+
+        task.process.sigactions[info.signo] = SigAction()
+    cpu.write_reg(UC_X86_REG_RSP, frame)
+    cpu.write_reg(UC_X86_REG_RDI, info.signo)
+    cpu.write_reg(UC_X86_REG_RSI, info_addr)
+    cpu.write_reg(UC_X86_REG_RDX, uc_addr)
+    cpu.write_reg(UC_X86_REG_RAX, 0)
+    handler = action.handler  # type: ignore[attr-defined]
+    if in_syscall_rip is not None:
+        cpu.set_rip_in_syscall(handler)
+    else:
+        cpu.write_reg(UC_X86_REG_RIP, handler)
+        task.resume_rip = handler
+
+
+def sigreturn(kernel: Kernel, task: Task) -> int:
+    """rt_sigreturn(2): restore what the frame at RSP-8 saved; returns RAX."""
+    cpu = task.mm.cpu
+    mm = task.mm
+    rsp = cpu.read_reg(UC_X86_REG_RSP)
+    uc_addr = rsp  # the handler's ret popped the return address
+    raw = mm.read(uc_addr, UCONTEXT_SIZE)
+    values = struct.unpack_from("<18Q", raw, 40)
+    fp_addr = struct.unpack_from("<Q", raw, 40 + 144 + 8 + 32)[0]
+    mask = struct.unpack_from("<Q", raw, 40 + 256)[0]
+    regs = cpu.save_gp()
+    names = dict(zip(GP_REGS, range(len(GP_REGS)), strict=True))
+    for reg, value in zip(_SIGCONTEXT_ORDER, values, strict=True):
+        regs[names[reg]] = value
+    rip = regs[names[UC_X86_REG_RIP]]
+    rax = regs[names[UC_X86_REG_RAX]]
+    cpu.restore_gp(regs)
+    if fp_addr:
+        _fxrstor(cpu, mm.read(fp_addr, FXSAVE_SIZE))
+    task.sigmask = mask & ~UNBLOCKABLE
+    cpu.set_rip_in_syscall(rip)
+    return rax
+
+
+def _fxsave(cpu: object) -> bytes:
+    """The SSE part of an fxsave image: control words, MXCSR and XMM0-15."""
+    uc = cpu.uc  # type: ignore[attr-defined]
+    head = struct.pack("<HHBxHQQII", 0x37F, 0, 0, 0, 0, 0,
+                       int(uc.reg_read(UC_X86_REG_MXCSR)) or 0x1F80, 0xFFFF)
+    st = bytes(128)
+    xmm = b"".join(
+        int(uc.reg_read(UC_X86_REG_XMM0 + i)).to_bytes(16, "little") for i in range(16)
+    )
+    return (head + st + xmm).ljust(FXSAVE_SIZE, b"\0")
+
+
+def _fxrstor(cpu: object, image: bytes) -> None:
+    uc = cpu.uc  # type: ignore[attr-defined]
+    mxcsr = struct.unpack_from("<I", image, 24)[0]
+    uc.reg_write(UC_X86_REG_MXCSR, mxcsr)
+    for i in range(16):
+        off = 160 + 16 * i
+        uc.reg_write(UC_X86_REG_XMM0 + i, int.from_bytes(image[off : off + 16], "little"))
+
+
+def _order() -> tuple[int, ...]:
+    from unicorn import x86_const as x
+
+    return (
+        x.UC_X86_REG_R8, x.UC_X86_REG_R9, x.UC_X86_REG_R10, x.UC_X86_REG_R11,
+        x.UC_X86_REG_R12, x.UC_X86_REG_R13, x.UC_X86_REG_R14, x.UC_X86_REG_R15,
+        x.UC_X86_REG_RDI, x.UC_X86_REG_RSI, x.UC_X86_REG_RBP, x.UC_X86_REG_RBX,
+        x.UC_X86_REG_RDX, x.UC_X86_REG_RAX, x.UC_X86_REG_RCX, x.UC_X86_REG_RSP,
+        x.UC_X86_REG_RIP, x.UC_X86_REG_EFLAGS,
+    )
+
+
+_SIGCONTEXT_ORDER = _order()
