@@ -1,19 +1,10 @@
-"""futex(2) for a process with one thread.
+"""futex(2), the primitive under every mutex and condition variable.
 
-Theory of operation
--------------------
-A futex is a 32-bit word in guest memory that threads wait on and wake each
-other through. While every process has exactly one thread, no task can ever be
-waiting on a futex another task wakes, so the calls reduce to their checks:
-
-* a wake finds nobody and returns 0 (after WAKE_OP has changed its second word);
-* a wait compares the word first (EAGAIN when it changed) and then can only end
-  by its timeout (ETIMEDOUT); without one it would wait for ever;
-* a priority-inheritance lock is free (it takes it), already ours (EDEADLK), or
-  held by a thread that does not exist (ESRCH).
-
-Every error Linux checks for before it looks at waiters (alignment, a zero
-bitset, bad timeouts, unknown operations) is reported the same way here.
+Waiters live in the kernel's :class:`~sentry.futex.FutexTable`. A wait parks
+the task; when it runs again the syscall re-executes and finds on the task how
+the wait ended (woken, or past its deadline). Every error Linux checks before
+it looks at waiters (alignment, a zero bitset, bad timeouts, operations that
+refuse FUTEX_CLOCK_REALTIME, unknown operations) is reported the same way.
 """
 
 from __future__ import annotations
@@ -22,9 +13,10 @@ from typing import TYPE_CHECKING
 
 from sentry import abi
 from sentry.errors import SyscallError
+from sentry.futex import FUTEX_BITSET_MATCH_ANY
 from sentry.syscalls.args import s32, u32
 from sentry.syscalls.table import syscall
-from sentry.syscalls.time import _sleep_until, read_timespec
+from sentry.syscalls.time import read_timespec
 from vfs.wait import WouldBlock
 
 if TYPE_CHECKING:
@@ -40,12 +32,51 @@ FUTEX_TID_MASK, FUTEX_OWNER_DIED = 0x3FFFFFFF, 0x40000000
 FUTEX_OP_SET, FUTEX_OP_ADD, FUTEX_OP_OR, FUTEX_OP_ANDN, FUTEX_OP_XOR = 0, 1, 2, 3, 4
 FUTEX_OP_OPARG_SHIFT, FUTEX_OP_CMP_GE = 8, 5
 
-_WAITS = (FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI)
-_REQUEUES = (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE, FUTEX_CMP_REQUEUE_PI)
 _PI_LOCKS = (FUTEX_LOCK_PI, FUTEX_LOCK_PI2, FUTEX_TRYLOCK_PI)
 # The operations that accept FUTEX_CLOCK_REALTIME; the others fail with ENOSYS.
-_REALTIME_OK = (FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI,
-                FUTEX_LOCK_PI2)
+_REALTIME_OK = (FUTEX_WAIT, FUTEX_WAIT_BITSET, FUTEX_WAIT_REQUEUE_PI, FUTEX_LOCK_PI2)
+
+
+def _wait(t: Task, uaddr: int, val: int, timeout: int, bitset: int, absolute: bool,
+          realtime: bool) -> int:
+    kernel = t.process.kernel
+    futexes = kernel.futexes
+
+    # Re-executed after a wakeup: report how the wait ended.
+    waiter = t.futex_waiter
+    if waiter is not None:
+        deadline = t.wait_deadline_ns
+        if waiter.woken:
+            t.futex_waiter = t.wait_deadline_ns = None
+            return 0
+        if deadline is not None and kernel.clock.monotonic_ns() >= deadline:
+            futexes.cancel(waiter)
+            t.futex_waiter = t.wait_deadline_ns = None
+            raise SyscallError(abi.ETIMEDOUT)
+        raise WouldBlock(waiter.queue, deadline_ns=deadline)
+
+    # "For FUTEX_WAIT, timeout is interpreted as a relative value. [...] for
+    # FUTEX_WAIT_BITSET [...] timeout is interpreted as an absolute value
+    # using the clock specified by FUTEX_CLOCK_REALTIME" - futex(2)
+    deadline = None
+    if timeout:
+        ns = read_timespec(t, timeout)
+        now = kernel.clock.monotonic_ns()
+        if not absolute:
+            deadline = now + ns
+        elif realtime:
+            deadline = now + (ns - kernel.clock.realtime_ns())
+        else:
+            deadline = ns
+
+    # A fresh wait happens only if the word still holds the expected value.
+    if t.mm.read_u32(uaddr) != val:
+        raise SyscallError(abi.EAGAIN)
+    if deadline is not None and deadline <= kernel.clock.monotonic_ns():
+        raise SyscallError(abi.ETIMEDOUT)
+    t.futex_waiter = futexes.enqueue(t.mm, uaddr, t, bitset)
+    t.wait_deadline_ns = deadline
+    raise WouldBlock(t.futex_waiter.queue, deadline_ns=deadline)
 
 
 def _sign12(v: int) -> int:
@@ -53,16 +84,18 @@ def _sign12(v: int) -> int:
     return v - 0x1000 if v & 0x800 else v
 
 
-def _wake_op(t: Task, uaddr2: int, encoded: int) -> None:
-    """Apply FUTEX_WAKE_OP's operation to the word at ``uaddr2``."""
+def _wake_op(t: Task, uaddr: int, count: int, count2: int, uaddr2: int,
+             encoded: int) -> int:
+    """Change the word at ``uaddr2``, wake on ``uaddr``, and maybe on ``uaddr2``."""
     op = (encoded >> 28) & 0xF
     cmp = (encoded >> 24) & 0xF
     oparg = _sign12((encoded >> 12) & 0xFFF)
+    cmparg = _sign12(encoded & 0xFFF)
     if op & FUTEX_OP_OPARG_SHIFT:
         oparg = 1 << (oparg & 31)
         op &= ~FUTEX_OP_OPARG_SHIFT
 
-    # Change the word; an unknown operation changes nothing.
+    # Change the word.
     old = t.mm.read_u32(uaddr2)
     if op == FUTEX_OP_SET:
         new = oparg
@@ -76,30 +109,23 @@ def _wake_op(t: Task, uaddr2: int, encoded: int) -> None:
         new = old ^ oparg
     else:
         raise SyscallError(abi.ENOSYS)
-    t.mm.write_u32(uaddr2, new)
-
-    # The comparison only decides whom to wake, but an unknown one is an error.
     if cmp > FUTEX_OP_CMP_GE:
         raise SyscallError(abi.ENOSYS)
+    t.mm.write_u32(uaddr2, new)
 
-
-def _wait(t: Task, cmd: int, realtime: bool, timeout: int) -> int:
-    """Nothing can wake a single-threaded waiter: sleep out the timeout."""
-    if not timeout:
-        raise WouldBlock(None)
-    ns = read_timespec(t, timeout)
-    # "For FUTEX_WAIT, timeout is interpreted as a relative value. [...] for
-    # FUTEX_WAIT_BITSET [...] timeout is interpreted as an absolute value
-    # using the clock specified by FUTEX_CLOCK_REALTIME" - futex(2)
-    clock = abi.CLOCK_REALTIME if realtime else abi.CLOCK_MONOTONIC
-    if cmd == FUTEX_WAIT:
-        clock = abi.CLOCK_MONOTONIC
-        ns += t.process.kernel.clock.monotonic_ns()
-    _sleep_until(t, clock, ns)
-    raise SyscallError(abi.ETIMEDOUT)
+    # Wake on the first word, and on the second if the old value compares.
+    signed = old - (1 << 32) if old & 0x80000000 else old
+    hit = (signed == cmparg, signed != cmparg, signed < cmparg, signed <= cmparg,
+           signed > cmparg, signed >= cmparg)[cmp]
+    futexes = t.process.kernel.futexes
+    woken = futexes.wake(t.mm, uaddr, count)
+    if hit:
+        woken += futexes.wake(t.mm, uaddr2, count2)
+    return woken
 
 
 def _pi_lock(t: Task, uaddr: int) -> int:
+    # TODO: contended priority-inheritance locks should wait for the owner.
     word = t.mm.read_u32(uaddr)
     owner = word & FUTEX_TID_MASK
     if owner == 0:
@@ -116,6 +142,7 @@ def futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
     cmd = s32(op) & FUTEX_CMD_MASK
     realtime = bool(op & FUTEX_CLOCK_REALTIME)
     val, val3 = u32(val), u32(val3)
+    futexes = t.process.kernel.futexes
 
     # Check the operation and its flags.
     if realtime and cmd not in _REALTIME_OK:
@@ -125,31 +152,24 @@ def futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
     if cmd in (FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET) and val3 == 0:
         raise SyscallError(abi.EINVAL)
 
-    # Waits: the word must still hold the expected value.
-    if cmd in _WAITS:
-        if cmd == FUTEX_WAIT_REQUEUE_PI and uaddr == uaddr2:
-            raise SyscallError(abi.EINVAL)
-        if t.mm.read_u32(uaddr) != val:
-            raise SyscallError(abi.EAGAIN)
-        return _wait(t, cmd, realtime, timeout)
-
-    # Wakes find no waiter.
+    if cmd == FUTEX_WAIT:
+        return _wait(t, uaddr, val, timeout, FUTEX_BITSET_MATCH_ANY, False, realtime)
+    if cmd == FUTEX_WAIT_BITSET:
+        return _wait(t, uaddr, val, timeout, val3, True, realtime)
     if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
-        return 0
+        bitset = val3 if cmd == FUTEX_WAKE_BITSET else FUTEX_BITSET_MATCH_ANY
+        return futexes.wake(t.mm, uaddr, s32(val), bitset)
     if cmd == FUTEX_WAKE_OP:
-        _wake_op(t, uaddr2, val3)
-        return 0
-    if cmd in _REQUEUES:
+        return _wake_op(t, uaddr, s32(val), s32(timeout), uaddr2, val3)
+    if cmd in (FUTEX_REQUEUE, FUTEX_CMP_REQUEUE):
         # The count of waiters to requeue travels in the timeout argument.
         if s32(val) < 0 or s32(timeout) < 0:
             raise SyscallError(abi.EINVAL)
-        if cmd == FUTEX_CMP_REQUEUE_PI and (val != 1 or uaddr == uaddr2):
-            raise SyscallError(abi.EINVAL)
-        if cmd != FUTEX_REQUEUE and t.mm.read_u32(uaddr) != val3:
+        if cmd == FUTEX_CMP_REQUEUE and t.mm.read_u32(uaddr) != val3:
             raise SyscallError(abi.EAGAIN)
-        return 0
+        return futexes.requeue(t.mm, uaddr, s32(val), uaddr2, s32(timeout))
 
-    # Priority-inheritance locks have no other thread to contend with.
+    # Priority-inheritance locks: uncontended cases only.
     if cmd in _PI_LOCKS:
         return _pi_lock(t, uaddr)
     if cmd == FUTEX_UNLOCK_PI:
@@ -161,6 +181,6 @@ def futex(t: Task, uaddr: int, op: int, val: int, timeout: int, uaddr2: int,
 
 
 SYSCALLS = [
-    syscall("futex", futex, "one thread per process: nobody else waits or wakes",
+    syscall("futex", futex, "PI locks only uncontended; no WAIT_REQUEUE_PI",
             partial=True),
 ]
