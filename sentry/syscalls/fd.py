@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import struct
-import time as _host_time
 from typing import TYPE_CHECKING
 
 from sentry import abi
 from sentry.errors import SyscallError
 from sentry.syscalls.args import s32, s64
 from sentry.syscalls.table import syscall
+from vfs.wait import WouldBlock
 from vfs.core import OpenFile
 
 if TYPE_CHECKING:
@@ -603,23 +603,26 @@ def _poll_once(t: Task, entries: list[tuple[int, int]]) -> list[int]:
     return out
 
 
-def _wait_ready(t: Task, check, timeout_ns: int | None):  # type: ignore[no-untyped-def]
-    """Poll ``check`` until it reports something or the timeout passes.
+# How often a task waiting in poll/select looks at its descriptors again.
+# TODO: wait on the files' own queues instead of looking again on a tick.
+POLL_TICK_NS = 2_000_000
+_FOREVER = 1 << 62
 
-    TODO: park in the scheduler on the files' wait queues once tasks can block;
-    for now only host descriptors can change while the single task waits.
-    """
-    deadline = None if timeout_ns is None else _host_time.monotonic_ns() + timeout_ns
-    delay = 0.0005
-    while True:
-        result, count = check()
-        if count or (deadline is not None and _host_time.monotonic_ns() >= deadline):
-            return result, count
-        if deadline is not None:
-            _host_time.sleep(max(0, min(delay, (deadline - _host_time.monotonic_ns()) / 1e9)))
-        else:
-            _host_time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+
+def _wait_ready(t: Task, check, timeout_ns: int | None):  # type: ignore[no-untyped-def]
+    """Return ``check()`` once it reports something or the timeout passes;
+    until then park the task and run the syscall again on the next tick."""
+    result, count = check()
+    if count or timeout_ns == 0:
+        t.wait_deadline_ns = None
+        return result, count
+    now = t.process.kernel.clock.monotonic_ns()
+    if t.wait_deadline_ns is None:
+        t.wait_deadline_ns = _FOREVER if timeout_ns is None else now + timeout_ns
+    elif now >= t.wait_deadline_ns:
+        t.wait_deadline_ns = None
+        return result, 0
+    raise WouldBlock(None, deadline_ns=min(now + POLL_TICK_NS, t.wait_deadline_ns))
 
 
 def _do_poll(t: Task, fds_addr: int, nfds: int, timeout_ns: int | None) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import struct
-import time as _host_time
 from typing import TYPE_CHECKING
 
 from sentry import abi
 from sentry.errors import SyscallError
 from sentry.syscalls.args import s32
 from sentry.syscalls.table import syscall
+from vfs.wait import WouldBlock
 
 if TYPE_CHECKING:
     from sentry.task import Task
@@ -82,19 +82,28 @@ def time(t: Task, addr: int, *_: int) -> int:
     return sec
 
 
-def _sleep_until(t: Task, clock: int, deadline_ns: int) -> None:
-    # TODO: a sleeping task should park in the scheduler so others can run.
-    while True:
-        left = deadline_ns - _now(t, clock)
-        if left <= 0:
-            return
-        _host_time.sleep(left / 1e9)
+def sleep_until(t: Task, deadline_ns: int) -> None:
+    """Park the calling task until the monotonic clock reaches ``deadline_ns``.
+
+    The syscall runs again when the task wakes; ``t.wait_deadline_ns`` carries
+    the deadline from the first run to the next, so a re-run does not start
+    the sleep over.
+    """
+    if t.wait_deadline_ns is None:
+        t.wait_deadline_ns = deadline_ns
+    if t.process.kernel.clock.monotonic_ns() >= t.wait_deadline_ns:
+        t.wait_deadline_ns = None
+        return
+    raise WouldBlock(None, deadline_ns=t.wait_deadline_ns)
 
 
 def nanosleep(t: Task, req: int, rem: int, *_: int) -> int:
     """nanosleep(2)."""
-    ns = read_timespec(t, req)
-    _sleep_until(t, abi.CLOCK_MONOTONIC, _now(t, abi.CLOCK_MONOTONIC) + ns)
+    if t.wait_deadline_ns is None:
+        deadline = _now(t, abi.CLOCK_MONOTONIC) + read_timespec(t, req)
+    else:
+        deadline = t.wait_deadline_ns
+    sleep_until(t, deadline)
     return 0
 
 
@@ -103,10 +112,13 @@ def clock_nanosleep(t: Task, clock: int, flags: int, req: int, rem: int, *_: int
     clock = s32(clock)
     if clock in (abi.CLOCK_THREAD_CPUTIME_ID,):
         raise SyscallError(abi.EINVAL)
-    ns = read_timespec(t, req)
-    start = _now(t, clock)
-    deadline = ns if s32(flags) & abi.TIMER_ABSTIME else start + ns
-    _sleep_until(t, clock, deadline)
+    deadline = t.wait_deadline_ns
+    if deadline is None:
+        ns = read_timespec(t, req)
+        now = _now(t, clock)
+        left = ns - now if s32(flags) & abi.TIMER_ABSTIME else ns
+        deadline = _now(t, abi.CLOCK_MONOTONIC) + left
+    sleep_until(t, deadline)
     return 0
 
 
@@ -124,8 +136,9 @@ SYSCALLS = [
     syscall("clock_getres", clock_getres),
     syscall("gettimeofday", gettimeofday),
     syscall("time", time),
-    syscall("nanosleep", nanosleep, "not interruptible by signals yet", partial=True),
-    syscall("clock_nanosleep", clock_nanosleep, "not interruptible by signals yet",
+    syscall("nanosleep", nanosleep, "rem is not written when a signal interrupts",
             partial=True),
+    syscall("clock_nanosleep", clock_nanosleep, "rem is not written when a signal "
+            "interrupts", partial=True),
     syscall("times", times),
 ]
