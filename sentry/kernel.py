@@ -3,9 +3,13 @@
 Theory of operation
 -------------------
 One :class:`Kernel` runs every task of one sandbox on one host thread. The
-run loop picks a runnable task, loads its registers into its address space's
-CPU and lets Unicorn run until a syscall handler stops the CPU (the task
-exited, blocked or yielded) or the CPU faults.
+run loop asks the scheduler (:mod:`sentry.sched`) for a runnable task, puts its
+registers on its address space's CPU (threads of one process take turns on one
+Unicorn engine; a context switch saves and restores a Unicorn context) and lets
+Unicorn run until a syscall handler stops the CPU (the task exited, was parked
+on something to wait for, or yielded), the time slice ends because others are
+runnable, or the CPU faults. Pending signals are delivered when a syscall
+returns and before a parked or preempted task runs again.
 
 Every ``syscall`` instruction lands in :meth:`Kernel._dispatch` with the number
 and the six arguments already read in one batched call. The dispatcher is the
