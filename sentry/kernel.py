@@ -262,10 +262,12 @@ class Kernel:
 
     # --- dispatch ------------------------------------------------------------
 
-    def _dispatch(self, regs: list[int]) -> int | None:
+    def _dispatch(self, regs: list[int], *, deliver: bool = True) -> int | None:
         """Run one syscall; return the value for rax (None: leave rax alone).
 
-        The CPU glue writes the value: see :meth:`Cpu.on_syscall`.
+        The CPU glue writes the value: see :meth:`Cpu.on_syscall`. Signals that
+        became deliverable during the call are delivered after it, unless
+        ``deliver`` is false (the tracer reports the call first).
         """
         nr = regs[0]
         task = self.current
@@ -285,11 +287,19 @@ class Kernel:
             return None
         if task.exited:
             return None
-        if self.signals_pending:
-            self.signals_after_syscall(task, regs, result)
-            if task.exited:
-                return None
+        if self.signals_pending and deliver:
+            self._signals_after_call(task, regs, result)
+            return None
         return result
+
+    def _signals_after_call(self, task: Task, regs: list[int], result: int) -> None:
+        """Deliver what became deliverable during the call that just ended.
+
+        A signal frame saves RAX and a handler starts with RAX = 0, so the
+        result goes into RAX before delivery and nothing is written after it.
+        """
+        task.mm.cpu.set_result(result)
+        self.signals_after_syscall(task, regs, result)
 
     def _park(self, task: Task, regs: list[int], wait: WouldBlock) -> None:
         """The syscall must wait: leave RIP on the ``syscall`` instruction so it
@@ -304,10 +314,15 @@ class Kernel:
         task = self.current
         assert task is not None and tracer is not None
         tracer.enter(task, regs)  # type: ignore[attr-defined]
-        result = self._dispatch(regs)
+        result = self._dispatch(regs, deliver=False)
         if self.sched.is_waiting(task) and result is None:
             # Parked: the call runs again when woken and is reported then.
             tracer.forget(task)  # type: ignore[attr-defined]
+            return None
+        if result is not None and self.signals_pending:
+            self._signals_after_call(task, regs, result)
+            # A call after which a signal ended the task has no result to show.
+            tracer.exit(task, regs, None if task.exited else result)  # type: ignore[attr-defined]
             return None
         tracer.exit(task, regs, result)  # type: ignore[attr-defined]
         return result
