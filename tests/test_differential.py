@@ -66,6 +66,11 @@ def test_identity_family_matches_native(build, flavour):
     family_matches_native(build, "identity", flavour)
 
 
+def test_fd_links_lead_to_the_open_file(build, flavour):
+    """/proc/self/fd/N reopens pipes, deleted files and directories, not names."""
+    family_matches_native(build, "fdlinks", flavour)
+
+
 # -- faults ----------------------------------------------------------------
 
 

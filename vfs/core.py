@@ -150,6 +150,15 @@ class Inode:
     def readlink(self) -> str:
         raise fail(abi.EINVAL)
 
+    def magic_target(self) -> Location | None:
+        """Where following this symlink leads without reading it as a path.
+
+        Links like /proc/PID/fd/N lead to the open file itself, not to the
+        name their target spells (which may be "pipe:[N]" or a file since
+        deleted); every other symlink returns None.
+        """
+        return None
+
     # --- data ----------------------------------------------------------------
 
     def read_at(self, offset: int, count: int) -> bytes:
@@ -265,8 +274,42 @@ class OpenFile:
     def is_tty(self) -> bool:
         return False
 
+    def reopen(self, flags: int, task: Task | None) -> OpenFile:
+        """A new description of this object, opened through /proc/PID/fd/N.
+
+        Files with an inode are opened again through it; this is for those
+        without one, which Linux refuses like an anonymous inode.
+        """
+        raise fail(abi.ENXIO)
+
+    def truncate(self, size: int) -> None:
+        """Change the size of the object behind a description without an inode."""
+        raise fail(abi.EINVAL)
+
     def release(self) -> None:
         """The last descriptor referring to this description was closed."""
+
+
+class OpenFileInode(Inode):
+    """The object behind an open file that has no inode of its own (a host
+    stream): what fstatat(fd, "", AT_EMPTY_PATH) and /proc/PID/fd/N reach."""
+
+    def __init__(self, file: OpenFile) -> None:
+        self.file = file
+        self.mode = file.stat().mode
+
+    @property
+    def ino(self) -> int:
+        return self.file.stat().ino
+
+    def stat(self) -> Stat:
+        return self.file.stat()
+
+    def truncate(self, size: int) -> None:
+        self.file.truncate(size)
+
+    def open(self, flags: int, path: str, task: Task | None) -> OpenFile:
+        return self.file.reopen(flags, task)
 
 
 class RegularFile(OpenFile):

@@ -24,7 +24,7 @@ import attrs
 
 from sentry import abi
 from sentry.errors import SyscallError
-from vfs.core import Inode
+from vfs.core import Inode, OpenFile, OpenFileInode
 
 MAX_SYMLINKS = 40
 PATH_MAX = 4096
@@ -45,6 +45,16 @@ class Location:
     path: str
     inode: Inode
     mount: Mount
+
+
+def file_location(file: OpenFile) -> Location:
+    """Where an open file is: the place it was opened, or for a file opened
+    without a path (a pipe, an eventfd, a host stream) the object itself on a
+    mount of its own."""
+    if file.location is not None:
+        return file.location
+    inode = file.inode if file.inode is not None else OpenFileInode(file)
+    return Location(file.path, inode, Mount(file.path, inode, "", ""))
 
 
 def _join(base: str, name: str) -> str:
@@ -130,6 +140,11 @@ class MountTable:
                 count[0] += 1
                 if count[0] > MAX_SYMLINKS:
                     raise SyscallError(abi.ELOOP)
+                magic = nxt.inode.magic_target()
+                if magic is not None:
+                    if trailing and not magic.inode.is_dir:
+                        raise SyscallError(abi.ENOTDIR)
+                    return magic
                 target = nxt.inode.readlink()
                 parent, last, t2 = self._resolve_parent(parent, target, count)
                 if last is None:

@@ -36,6 +36,7 @@ from sentry import abi
 from sentry.errors import SyscallError
 from vfs import proctext
 from vfs.core import DirEntry, Inode, OpenFile, Stat, dtype_of, fail
+from vfs.mount import Location, file_location
 from vfs.pipe import PIPE_MAX_SIZE
 
 if TYPE_CHECKING:
@@ -259,13 +260,17 @@ class ProcLink(ProcNode):
         return self.size_hint
 
 
-class FdLink(ProcLink):
-    """/proc/PID/fd/N: names the open file; ``file`` lets the kernel reopen it.
+def _fd_link_text(file: OpenFile) -> str:
+    """The name of an open file; one removed since is marked as Linux marks it."""
+    if file.location is not None and file.inode is not None:
+        if file.inode.stat().nlink == 0:
+            return file.path + " (deleted)"
+    return file.path
 
-    XXX: the path walk follows the target path, so a descriptor whose path
-    is not a file name (pipe:[N], anon_inode:[eventfd]) cannot be reopened
-    through the link yet; Linux follows the link to the open file itself.
-    """
+
+class FdLink(ProcLink):
+    """/proc/PID/fd/N: names the open file, and following it reaches that file
+    itself, whatever its name says (pipe:[N], a deleted file)."""
 
     def __init__(
         self, fs: ProcFs, key: tuple[object, ...], file: OpenFile, uid: int, gid: int
@@ -276,8 +281,11 @@ class FdLink(ProcLink):
             mode |= 0o500
         if file.writable:
             mode |= 0o300
-        super().__init__(fs, key, lambda: file.path, mode, uid, gid, size=64)
+        super().__init__(fs, key, lambda: _fd_link_text(file), mode, uid, gid, size=64)
         self.file = file
+
+    def magic_target(self) -> Location:
+        return file_location(self.file)
 
 
 class ProcDir(ProcNode):

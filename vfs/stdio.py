@@ -174,6 +174,19 @@ class HostStream(OpenFile):
     def is_tty(self) -> bool:
         return self._tty
 
+    def reopen(self, flags: int, task: Task | None) -> OpenFile:
+        """Open the host object again, as /proc/self/fd/N does on the host.
+
+        The new host description has its own offset, and O_TRUNC and O_APPEND
+        apply to it; the guest's O_NONBLOCK stays the sentry's business.
+        """
+        host_flags = flags & (abi.O_ACCMODE | abi.O_APPEND) | os.O_CLOEXEC | os.O_NOCTTY
+        fd = self._host(os.open, f"/proc/self/fd/{self.fd}", host_flags)
+        return HostStream(fd, flags & ~abi.O_TRUNC, self.path, owned=True)
+
+    def truncate(self, size: int) -> None:
+        self._host(os.truncate, f"/proc/self/fd/{self.fd}", size)
+
     def poll(self) -> int:
         if self.regular:
             return _ALWAYS

@@ -9,8 +9,8 @@ from sentry import abi
 from sentry.errors import SyscallError
 from sentry.syscalls.args import dirfd_location, encode, path_arg, s32
 from sentry.syscalls.table import syscall
-from vfs.core import Inode, OpenFile, Stat, now_ns
-from vfs.mount import MAX_SYMLINKS, Location
+from vfs.core import Inode, OpenFile, OpenFileInode, Stat, now_ns
+from vfs.mount import MAX_SYMLINKS, Location, file_location
 
 if TYPE_CHECKING:
     from sentry.task import Task
@@ -44,34 +44,8 @@ def lookup_at(t: Task, dirfd: int, addr: int, flags: int, follow_flag: bool) -> 
             raise SyscallError(abi.ENOENT)
         if s32(dirfd) == abi.AT_FDCWD:
             return t.process.fs.cwd
-        file = t.process.fds.get(s32(dirfd))
-        if file.location is None:
-            return _anonymous_location(file)
-        return file.location
+        return file_location(t.process.fds.get(s32(dirfd)))
     return lookup(t, dirfd, path, follow=follow_flag)
-
-
-def _anonymous_location(file: OpenFile) -> Location:
-    """A location for a descriptor that has no path (pipes, eventfds)."""
-    from vfs.mount import Mount
-
-    assert file.inode is not None or True
-    return Location(file.path, _FileInode(file), Mount(file.path, _FileInode(file), "", ""))
-
-
-class _FileInode(Inode):
-    """Lets fstatat(fd, "", AT_EMPTY_PATH) reach a pathless open file's stat."""
-
-    def __init__(self, file: OpenFile) -> None:
-        self.file = file
-        self.mode = file.stat().mode
-
-    @property
-    def ino(self) -> int:
-        return self.file.stat().ino
-
-    def stat(self) -> Stat:
-        return self.file.stat()
 
 
 def _parent_for_change(
@@ -187,6 +161,9 @@ def open_location(
             if flags & abi.O_NOFOLLOW and not trailing:
                 if not flags & abi.O_PATH:
                     raise SyscallError(abi.ELOOP)
+            elif loc.inode.magic_target() is not None:
+                # /proc/PID/fd/N leads to an open file, which O_CREAT leaves be.
+                loc = mounts.resolve(parent, name + "/" * trailing, follow=True)
             elif flags & abi.O_CREAT and depth < MAX_SYMLINKS:
                 # O_CREAT through a dangling symlink creates its target.
                 return open_location(t, dirfd, _link_target(parent, loc), flags, mode,
@@ -238,7 +215,8 @@ def open_location(
 
     # Open, then truncate a regular file opened for writing with O_TRUNC.
     file = inode.open(flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY), loc.path, t)
-    file.location = loc
+    if not isinstance(inode, OpenFileInode):
+        file.location = loc
     if flags & abi.O_TRUNC and writing and inode.is_reg:
         inode.truncate(0)
     return file
