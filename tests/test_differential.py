@@ -71,6 +71,14 @@ def test_fd_links_lead_to_the_open_file(build, flavour):
     family_matches_native(build, "fdlinks", flavour)
 
 
+def test_host_directories_keep_their_host_attributes(build, flavour, tmp_path):
+    """Size, blocks and subdirectory links of directories below the memory layer."""
+    (tmp_path / "pre").mkdir()
+    (tmp_path / "file").write_text("host data")
+    native = assert_same(build("hostdirs", flavour), [str(tmp_path)])
+    assert native.returncode == 0, "the program itself failed to set up"
+
+
 # -- faults ----------------------------------------------------------------
 
 

@@ -45,6 +45,8 @@ class OverlayInode(Inode):
         self.upper = upper
         self.lower = lower
         self.opaque = False
+        # Set once the name is gone (unlink, rmdir, replaced by a rename).
+        self.removed = False
         self.whiteouts: set[str] = set()
         self.cache: dict[str, OverlayInode] = {}
         top = upper if upper is not None else lower
@@ -70,7 +72,34 @@ class OverlayInode(Inode):
         self.mode = st.mode
         st.ino = self._ino
         st.dev = self.fs_dev
+        if self.removed and self.upper is None:
+            # Still open after its name went; the host's links do not count.
+            st.nlink = 0
+        elif self.is_dir and self.upper is not None and self._merged:
+            # A merged directory keeps the host's size and block count (the
+            # memory layer holds only what changed), and counts as links the
+            # subdirectories of the merged view.
+            assert self.lower is not None
+            below = self.lower.stat()
+            st.size, st.blocks, st.blksize = below.size, below.blocks, below.blksize
+            st.nlink = below.nlink + self._subdir_delta()
         return st
+
+    @property
+    def _merged(self) -> bool:
+        return self.lower is not None and not self.opaque
+
+    def _subdir_delta(self) -> int:
+        """Subdirectories in the merged view minus those of the lower directory."""
+        assert self.upper is not None and self.lower is not None
+        delta = 0
+        for name in set(self.upper.children) | self.whiteouts:
+            upper = self.upper.children.get(name)
+            lower = self.lower.lookup(name)
+            delta += (upper is not None and upper.is_dir) - (
+                lower is not None and lower.is_dir
+            )
+        return delta
 
     def size(self) -> int:
         return self.top.size()
@@ -212,6 +241,7 @@ class OverlayInode(Inode):
         if child.lower is not None:
             self.whiteouts.add(name)
         self.cache.pop(name, None)
+        child.removed = True
 
     def unlink(self, name: str) -> None:
         child = self.lookup(name)
@@ -290,8 +320,11 @@ class OverlayInode(Inode):
             dst.parent, dst.name = self, name
             self.cache[name] = dst
             dst.opaque = True
-        elif src_had_lower:
-            self.whiteouts.add(name)
+        else:
+            if dst is not None:
+                dst.removed = True
+            if src_had_lower:
+                self.whiteouts.add(name)
         if dst_had_lower and not flags & abi.RENAME_EXCHANGE:
             new_dir.whiteouts.discard(new_name)
 
@@ -349,5 +382,6 @@ def new_overlay(lower_root: Inode) -> OverlayInode:
     upper = new_tmpfs(lower_root.stat().mode & 0o7777)
     st = lower_root.stat()
     upper.uid, upper.gid = st.uid, st.gid
+    upper.atime, upper.mtime, upper.ctime = st.atime_ns, st.mtime_ns, st.ctime_ns
     root = OverlayInode(None, "", upper, lower_root)
     return root

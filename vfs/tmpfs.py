@@ -43,10 +43,14 @@ class MemInode(Inode):
             size = len(self.target.encode("utf-8", "surrogateescape"))
         elif self.is_dir:
             size = 20 * (len(self.children) + 2)  # BOGO_DIRENT_SIZE
+        # Data lives in whole pages, counted in 512-byte blocks; directories
+        # and symlinks take none.
+        pages = (len(self.data) + abi.PAGE_SIZE - 1) // abi.PAGE_SIZE
+        blocks = pages * (abi.PAGE_SIZE // 512)
         return Stat(
             dev=self.fs_dev, ino=self._ino, mode=self.mode, nlink=self.nlink,
             uid=self.uid, gid=self.gid, rdev=self.rdev, size=size, blksize=4096,
-            blocks=(size + 511) // 512, atime_ns=self.atime, mtime_ns=self.mtime,
+            blocks=blocks, atime_ns=self.atime, mtime_ns=self.mtime,
             ctime_ns=self.ctime, btime_ns=self.btime,
         )
 
