@@ -66,6 +66,11 @@ def test_identity_family_matches_native(build, flavour):
     family_matches_native(build, "identity", flavour)
 
 
+def test_futex_family_matches_native(build, flavour):
+    """futex checks, timeouts, WAKE_OP, PI locks, and a wake from another thread."""
+    family_matches_native(build, "futex", flavour)
+
+
 def test_fd_links_lead_to_the_open_file(build, flavour):
     """/proc/self/fd/N reopens pipes, deleted files and directories, not names."""
     family_matches_native(build, "fdlinks", flavour)
