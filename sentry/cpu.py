@@ -21,8 +21,9 @@ Each ctypes call costs a few tenths of a microsecond, so the trap makes two
 Guest code between two syscalls runs inside Unicorn and nothing here is on its
 path. Unicorn 2.1 calls a helper at the start of every translation block to
 check for a stop request (qemu-user tests a flag inline), which makes a tight
-loop about 1.4 times slower than under qemu-x86_64; no Unicorn setting turns
-it off.
+loop 1.4 to 1.5 times slower than under qemu-x86_64; no Unicorn setting turns
+it off, and the sentry's hooks and memory map add nothing measurable to it
+(``benchmarks/cpu_floor.py`` runs one loop under qemu, bare Unicorn and a Cpu).
 
 Inside the ``syscall`` hook RIP holds the address of the ``syscall``
 instruction, and Unicorn adds 2 after the hook returns. Code that moves RIP from
