@@ -6,11 +6,16 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sentry import abi
 from sentry.errors import GuestFault, KernelBug
 from sentry.kernel import Options, print_bug
 from sentry.task import Task
+
+if TYPE_CHECKING:
+    from jshooks import HookEngine
+    from sentry.kernel import Kernel
 
 EXIT_USAGE = 2
 EXIT_KERNEL_BUG = 70
@@ -50,6 +55,16 @@ def _abs_path(text: str) -> str:
     return text
 
 
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3_600_000:
+        raise argparse.ArgumentTypeError(f"not a time in milliseconds: {text!r}")
+    return value
+
+
 def _env(text: str) -> str:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
@@ -82,6 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="most memory the guest may map (e.g. 512M)")
     run.add_argument("--max-tasks", type=int, default=4096, metavar="N",
                      help="most tasks the guest may have")
+    hooks = run.add_argument_group("JavaScript hooks")
+    hooks.add_argument("--hooks", action="append", default=[], metavar="FILE.js",
+                       help="run the syscall callbacks this script registers "
+                            "(repeatable)")
+    hooks.add_argument("--config", metavar="FILE.json",
+                       help="callbacks listed in a gWisord-style config file")
+    hooks.add_argument("--hook-timeout", type=_milliseconds, default=100.0,
+                       metavar="MS", help="time limit of each callback (default 100)")
+    hooks.add_argument("--hook-local", choices=["per-process", "per-thread"],
+                       default="per-process",
+                       help="what persistence.local is private to")
+    hooks.add_argument("--hooks-fail-closed", action="store_true",
+                       help="a failing callback makes its syscall fail with EPERM")
+    hooks.add_argument("--strict-hooks", action="store_true",
+                       help="an invalid config entry fails the run")
     run.add_argument("program", metavar="PROGRAM")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARG")
 
@@ -123,6 +153,13 @@ def cmd_run(ns: argparse.Namespace) -> int:
         sys.stderr.write(f"pysentry: {exc}\n")
         return exc.status
 
+    engine = None
+    if ns.hooks or ns.config:
+        engine = _load_hooks(ns, kernel)
+        if engine is None:
+            return EXIT_USAGE
+        kernel.set_hooks(engine)
+
     tracers = []
     if ns.strace or ns.strace_json:
         from sentry.strace import Tracer
@@ -136,15 +173,51 @@ def cmd_run(ns: argparse.Namespace) -> int:
         kernel.set_tracer(tracer)
     try:
         status = kernel.run(task, entry, sp, _on_fault)
+        if engine is not None:
+            engine.run_exit(status)
     except KernelBug as bug:
         print_bug(bug)
         return EXIT_KERNEL_BUG
     finally:
         for tracer in tracers:
             tracer.close()
+        if engine is not None:
+            engine.close()
     if status & 0x7F:
         return 128 + (status & 0x7F)
     return (status >> 8) & 0xFF
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"pysentry: {text}\n")
+
+
+def _load_hooks(ns: argparse.Namespace, kernel: Kernel) -> HookEngine | None:
+    """The hook engine with every --hooks script and --config loaded, or
+    None after a one-line error."""
+    from jshooks import (
+        HookEngine,
+        HookLoadError,
+        HookOptions,
+        load_config,
+        load_script_file,
+    )
+
+    options = HookOptions(
+        timeout_ms=ns.hook_timeout,
+        per_thread_local=ns.hook_local == "per-thread",
+        fail_closed=ns.hooks_fail_closed,
+    )
+    try:
+        engine = HookEngine(kernel, options)
+        for path in ns.hooks:
+            load_script_file(engine, path)
+        if ns.config:
+            load_config(engine, ns.config, strict=ns.strict_hooks, warn=_note)
+    except HookLoadError as exc:
+        sys.stderr.write(f"pysentry: {exc}\n")
+        return None
+    return engine
 
 
 def syscall_table_text(markdown: bool) -> str:
@@ -186,7 +259,8 @@ def cmd_syscalls(ns: argparse.Namespace) -> int:
 
 
 _VALUE_OPTIONS = {"--root", "--bind", "--tmpfs", "--cwd", "--env", "--strace-json",
-                  "--strace-to", "--memory-limit", "--max-tasks"}
+                  "--strace-to", "--memory-limit", "--max-tasks", "--hooks",
+                  "--config", "--hook-timeout", "--hook-local"}
 
 
 def _split_optional_values(argv: list[str]) -> list[str]:

@@ -28,6 +28,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from unicorn.x86_const import UC_X86_REG_RIP, UC_X86_REG_RSP
@@ -43,6 +44,9 @@ from sentry.task import Credentials, FdTable, FsContext, Process, Task
 from vfs.locks import LockTable
 from vfs.mount import MountTable
 from vfs.wait import WaitQueue, WouldBlock
+
+if TYPE_CHECKING:
+    from jshooks.engine import HookEngine
 
 
 class Clock:
@@ -94,6 +98,7 @@ class Kernel:
         self.hostname = options.hostname or os.uname().nodename
         self.domainname = "(none)"
         self.tracer: object = None
+        self.hooks: HookEngine | None = None
         self.shared_maps = SharedFileMaps()
         self.locks = LockTable()
         self.sched = Scheduler(self.clock.monotonic_ns)
@@ -173,9 +178,7 @@ class Kernel:
     def attach_cpu(self, mm: AddressSpace) -> None:
         """Route the syscalls of ``mm``'s CPU to this kernel."""
         if mm.cpu.syscall_handler is None:
-            mm.cpu.on_syscall(
-                self._dispatch if self.tracer is None else self._dispatch_traced
-            )
+            mm.cpu.on_syscall(self._syscall_entry())
 
     def add_task(self, task: Task) -> None:
         self._tasks[task.tid] = task
@@ -249,8 +252,28 @@ class Kernel:
     def set_tracer(self, tracer: object) -> None:
         """Trace every syscall from now on (strace, JSON)."""
         self.tracer = tracer
+        entry = self._syscall_entry()
         for proc in self._processes.values():
-            proc.mm.cpu.syscall_handler = self._dispatch_traced
+            proc.mm.cpu.syscall_handler = entry
+
+    def set_hooks(self, hooks: HookEngine | None) -> None:
+        """Run the JS hooks of ``hooks`` around the syscalls they watch.
+
+        Without hooks the CPUs keep the plain dispatcher, so a sandbox with no
+        hooks pays nothing; with hooks, an unwatched syscall pays one lookup.
+        """
+        self.hooks = hooks
+        entry = self._syscall_entry()
+        for proc in self._processes.values():
+            proc.mm.cpu.syscall_handler = entry
+
+    def _syscall_entry(self) -> Callable[[list[int]], int | None]:
+        """The dispatcher the CPUs call, given what is attached."""
+        if self.hooks is None:
+            return self._dispatch if self.tracer is None else self._dispatch_traced
+        if self.tracer is None:
+            return self._dispatch_hooked
+        return self._dispatch_traced_hooked
 
     # --- ending tasks --------------------------------------------------------
 
@@ -325,6 +348,54 @@ class Kernel:
             tracer.exit(task, regs, None if task.exited else result)  # type: ignore[attr-defined]
             return None
         tracer.exit(task, regs, result)  # type: ignore[attr-defined]
+        return result
+
+    def _dispatch_hooked(self, regs: list[int]) -> int | None:
+        """:meth:`_dispatch` with the JS hooks that watch ``regs[0]`` around it."""
+        if regs[0] in self.hooks.watched:  # type: ignore[union-attr]
+            return self._hooked_call(regs, None)
+        return self._dispatch(regs)
+
+    def _dispatch_traced_hooked(self, regs: list[int]) -> int | None:
+        if regs[0] in self.hooks.watched:  # type: ignore[union-attr]
+            return self._hooked_call(regs, self.tracer)
+        return self._dispatch_traced(regs)
+
+    def _hooked_call(self, regs: list[int], tracer: Any) -> int | None:
+        """One watched syscall: before-hooks, the handler (with the arguments
+        they chose, or not at all when they chose the result), after-hooks,
+        then signals, so a signal frame saves the result the guest gets."""
+        hooks = self.hooks
+        task = self.current
+        assert task is not None and hooks is not None
+        try:
+            args = hooks.before(task, regs)
+            if tracer is not None:
+                tracer.enter(task, args)
+            result = hooks.skipped
+            if result is None:
+                result = self._dispatch(args, deliver=False)
+                if result is None:
+                    if self.sched.is_waiting(task):
+                        hooks.parked(task, regs, args)
+                        if tracer is not None:
+                            tracer.forget(task)
+                    else:
+                        hooks.abandoned(task)
+                        if tracer is not None:
+                            tracer.exit(task, args, None)
+                    return None
+            result = hooks.after(task, args, result)
+        except Exception as exc:  # noqa: BLE001 - the engine failing is our bug
+            self._report_bug(self.table[regs[0]], exc)
+            return None
+        if self.signals_pending:
+            self._signals_after_call(task, regs, result)
+            if tracer is not None:
+                tracer.exit(task, args, None if task.exited else result)
+            return None
+        if tracer is not None:
+            tracer.exit(task, args, result)
         return result
 
     def _report_bug(self, row: Syscall | None, exc: BaseException) -> None:
