@@ -349,6 +349,15 @@ def test_tar_extracts_a_member_to_stdout(archive):
     )
 
 
+@needs_busybox
+def test_logname_finds_no_login_as_on_the_host():
+    """getlogin reads /proc/self/loginuid, unset (-1) in both, and fails ENXIO."""
+    native = run_native(BUSYBOX, ["logname"])
+    sandboxed = run_sandbox(BUSYBOX, ["logname"])
+    assert (sandboxed.returncode, sandboxed.stderr) == (1, native.stderr)
+    assert "No such device or address" in native.stderr
+
+
 # -- applets that write: the host never changes ----------------------------
 
 

@@ -53,6 +53,8 @@ OWNER_WRITABLE = abi.S_IFREG | 0o644
 DIR = abi.S_IFDIR | 0o555
 PRIVATE_DIR = abi.S_IFDIR | 0o500
 LINK = abi.S_IFLNK | 0o777
+# The audit login uid and session id of a process that never logged in.
+AUDIT_UNSET = 0xFFFFFFFF
 
 Render = Callable[[], "str | bytes"]
 
@@ -437,6 +439,13 @@ class PidDir(ProcDir):
             "mounts": lambda: self._file(
                 "mounts", lambda p, t: proctext.mounts_text(kernel)
             ),
+            # No audit login happened in the sandbox: both ids are unset (-1),
+            # and only audit control could change them.
+            "loginuid": lambda: self._file(
+                "loginuid", lambda p, t: str(AUDIT_UNSET), OWNER_WRITABLE,
+                write_errno=abi.EPERM,
+            ),
+            "sessionid": lambda: self._file("sessionid", lambda p, t: str(AUDIT_UNSET)),
             "mountinfo": lambda: self._file(
                 "mountinfo", lambda p, t: proctext.mountinfo_text(kernel)
             ),
@@ -447,7 +456,8 @@ class PidDir(ProcDir):
     def _key(self, name: str) -> tuple[object, ...]:
         return ("pid", self.pid, self.tid, name)
 
-    def _file(self, name: str, render: ProcRender, mode: int = FILE) -> ProcFile:
+    def _file(self, name: str, render: ProcRender, mode: int = FILE,
+              write_errno: int = abi.EINVAL) -> ProcFile:
         fs, pid, tid = self.fs, self.pid, self.tid
 
         def run() -> str | bytes:
@@ -456,7 +466,7 @@ class PidDir(ProcDir):
 
         # Writing a per-process file without a write operation is EINVAL.
         return ProcFile(
-            fs, self._key(name), run, mode, self.uid, self.gid, write_errno=abi.EINVAL
+            fs, self._key(name), run, mode, self.uid, self.gid, write_errno=write_errno
         )
 
     def _link(self, name: str, target: Callable[[Process], str]) -> ProcLink:
