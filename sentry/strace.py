@@ -458,6 +458,8 @@ SIGNATURES: dict[str, Signature] = {
     "times": sig(out_struct(tms)),
     "getpriority": sig(PRIO_WHICH_KIND, INT),
     "setpriority": sig(PRIO_WHICH_KIND, INT, INT),
+    "ioprio_get": sig(INT, INT),
+    "ioprio_set": sig(INT, INT, HEX),
     "sched_yield": NONE,
     "sched_getaffinity": sig(INT, UINT, out_struct(cpu_mask)),
     "sched_setaffinity": sig(INT, UINT, in_struct(cpu_mask)),

@@ -358,6 +358,16 @@ def test_logname_finds_no_login_as_on_the_host():
     assert "No such device or address" in native.stderr
 
 
+@needs_busybox
+def test_ionice_shows_the_default_io_class():
+    assert busybox_same("ionice") == "none: prio 0\n"
+
+
+@needs_busybox
+def test_ionice_of_a_missing_process_fails():
+    assert assert_same(BUSYBOX, ["ionice", "-p", "99999"]).returncode == 1
+
+
 # -- applets that write: the host never changes ----------------------------
 
 

@@ -450,6 +450,57 @@ def setpriority(t: Task, which: int, who: int, prio: int, *_: int) -> int:
     return 0
 
 
+IOPRIO_WHO_PROCESS, IOPRIO_WHO_PGRP, IOPRIO_WHO_USER = 1, 2, 3
+IOPRIO_CLASS_NONE, IOPRIO_CLASS_RT, IOPRIO_CLASS_BE, IOPRIO_CLASS_IDLE = 0, 1, 2, 3
+IOPRIO_CLASS_SHIFT = 13
+IOPRIO_NR_LEVELS = 8
+
+
+def _ioprio_targets(t: Task, which: int, who: int) -> None:
+    """ESRCH unless ``who`` names something ``which`` can find; EINVAL for
+    an unknown ``which``."""
+    which, who = s32(which), s32(who)
+    kernel = t.process.kernel
+    if which == IOPRIO_WHO_PROCESS:
+        found = who == 0 or any(
+            task.tid == who for proc in kernel.processes() for task in proc.threads
+        )
+    elif which == IOPRIO_WHO_PGRP:
+        pgid = who or t.process.pgid
+        found = any(proc.pgid == pgid for proc in kernel.processes())
+    elif which == IOPRIO_WHO_USER:
+        uid = who or t.process.creds.uid
+        found = any(proc.creds.uid == uid for proc in kernel.processes())
+    else:
+        raise SyscallError(abi.EINVAL)
+    if not found:
+        raise SyscallError(abi.ESRCH)
+
+
+def ioprio_get(t: Task, which: int, who: int, *_: int) -> int:
+    """ioprio_get(2): every task keeps the default, IOPRIO_CLASS_NONE."""
+    _ioprio_targets(t, which, who)
+    return IOPRIO_CLASS_NONE << IOPRIO_CLASS_SHIFT
+
+
+def ioprio_set(t: Task, which: int, who: int, ioprio: int, *_: int) -> int:
+    """ioprio_set(2): checked like Linux, then accepted without effect."""
+    ioprio = s32(ioprio)
+    klass, level = (ioprio >> IOPRIO_CLASS_SHIFT) & 7, ioprio & 0x1FFF
+
+    # Check the class and level (block/ioprio.c ioprio_check_cap).
+    if klass == IOPRIO_CLASS_RT and t.process.creds.euid != 0:
+        raise SyscallError(abi.EPERM)
+    if klass in (IOPRIO_CLASS_RT, IOPRIO_CLASS_BE) and level >= IOPRIO_NR_LEVELS:
+        raise SyscallError(abi.EINVAL)
+    if klass == IOPRIO_CLASS_NONE and level:
+        raise SyscallError(abi.EINVAL)
+    if klass > IOPRIO_CLASS_IDLE:
+        raise SyscallError(abi.EINVAL)
+    _ioprio_targets(t, which, who)
+    return 0
+
+
 # --- randomness --------------------------------------------------------------
 
 
@@ -503,6 +554,8 @@ SYSCALLS = [
     syscall("sched_get_priority_max", sched_get_priority_max),
     syscall("getpriority", getpriority),
     syscall("setpriority", setpriority, "accepted, no effect", partial=True),
+    syscall("ioprio_get", ioprio_get, "always IOPRIO_CLASS_NONE", partial=True),
+    syscall("ioprio_set", ioprio_set, "checked and accepted, no effect", partial=True),
     syscall("getcpu", getcpu),
     syscall("getrandom", getrandom),
     missing("rseq", "restartable sequences are not offered; glibc falls back"),
