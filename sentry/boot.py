@@ -16,7 +16,8 @@ from sentry import abi
 from sentry.errors import LoadError, SyscallError
 from sentry.kernel import Kernel, Options
 from sentry.mm import AddressSpace
-from sentry.task import Credentials, FdTable, FsContext, Task
+from sentry.syscalls.identity import host_limits
+from sentry.task import NOFILE_MAX, Credentials, FdTable, FsContext, Task
 from vfs.core import Inode
 from vfs.hostfs import HostFs
 from vfs.mount import Location, MountTable
@@ -161,6 +162,7 @@ def start(
     mm = AddressSpace(options.memory_limit)
     creds = Credentials.of(os.getuid(), os.getgid(), list(os.getgroups()))
     fds = FdTable()
+    fds.limit = min(host_limits()[abi.RLIMIT_NOFILE][0], NOFILE_MAX)
     _open_stdio(fds)
     fs = FsContext(root=root, cwd=cwd, umask=_host_umask())
     argv = [a.encode("utf-8", "surrogateescape") for a in [program, *args]]

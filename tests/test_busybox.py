@@ -368,6 +368,11 @@ def test_ionice_of_a_missing_process_fails():
     assert assert_same(BUSYBOX, ["ionice", "-p", "99999"]).returncode == 1
 
 
+@needs_busybox
+def test_shell_ulimit_shows_the_inherited_limits():
+    assert "open files" in busybox_same("sh", "-c", "ulimit -a")
+
+
 # -- applets that write: the host never changes ----------------------------
 
 

@@ -6,6 +6,8 @@ arch_prctl, rseq, sched_*, getcpu, getrandom.
 
 from __future__ import annotations
 
+import functools
+import resource as host_resource
 import struct
 from typing import TYPE_CHECKING
 
@@ -230,24 +232,27 @@ def sysinfo(t: Task, addr: int, *_: int) -> int:
 
 # --- limits and usage --------------------------------------------------------
 
-_DEFAULT_LIMITS = {
-    abi.RLIMIT_STACK: (8 << 20, abi.RLIM_INFINITY),
-    abi.RLIMIT_NOFILE: (1024, 1 << 20),
-    abi.RLIMIT_CORE: (0, abi.RLIM_INFINITY),
-    abi.RLIMIT_NPROC: (4096, 4096),
-    abi.RLIMIT_MEMLOCK: (8 << 20, 8 << 20),
-    abi.RLIMIT_SIGPENDING: (4096, 4096),
-    abi.RLIMIT_MSGQUEUE: (819200, 819200),
-}
+@functools.cache
+def host_limits() -> dict[int, tuple[int, int]]:
+    """The limits the sentry runs under. The guest starts with them, as a
+    program started from the same shell would."""
+    limits = {}
+    for res in range(abi.RLIM_NLIMITS):
+        try:
+            soft, hard = host_resource.getrlimit(res)
+        except (ValueError, OSError):
+            continue
+        # Python spells RLIM_INFINITY as -1.
+        limits[res] = (soft & abi.RLIM_INFINITY, hard & abi.RLIM_INFINITY)
+    return limits
 
 
 def _get_limit(t: Task, resource: int) -> tuple[int, int]:
+    unlimited = (abi.RLIM_INFINITY, abi.RLIM_INFINITY)
+    limits = t.process.rlimits.get(resource, host_limits().get(resource, unlimited))
     if resource == abi.RLIMIT_NOFILE:
-        cur, hard = t.process.rlimits.get(resource, _DEFAULT_LIMITS[resource])
-        return t.process.fds.limit, hard
-    return t.process.rlimits.get(
-        resource, _DEFAULT_LIMITS.get(resource, (abi.RLIM_INFINITY, abi.RLIM_INFINITY))
-    )
+        return t.process.fds.limit, limits[1]
+    return limits
 
 
 def _set_limit(t: Task, resource: int, soft: int, hard: int) -> None:
