@@ -84,6 +84,11 @@ def test_host_directories_keep_their_host_attributes(build, flavour, tmp_path):
     assert native.returncode == 0, "the program itself failed to set up"
 
 
+def test_fifos_and_device_nodes_open_what_they_name(build, flavour):
+    """mkfifo/mknod nodes open a pipe or a driver, not a file of bytes."""
+    family_matches_native(build, "nodes", flavour)
+
+
 # -- faults ----------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sentry import abi
-from vfs.core import OpenFile, fail
+from vfs.core import Inode, OpenFile, fail
 from vfs.stdio import HostStream
 from vfs.tmpfs import TMPFS_DEV, MemInode
 
@@ -99,7 +99,7 @@ class RandomFile(DeviceFile):
     """
 
     def __init__(
-        self, inode: DeviceInode, flags: int, path: str, kernel: Kernel
+        self, inode: Inode, flags: int, path: str, kernel: Kernel
     ) -> None:
         super().__init__(inode, flags, path)
         self.kernel = kernel
@@ -115,7 +115,7 @@ class RandomFile(DeviceFile):
         raise fail(abi.EINVAL)
 
 
-Opener = Callable[["DeviceInode", int, str, "Task | None"], OpenFile]
+Opener = Callable[[Inode, int, str, "Task | None"], OpenFile]
 
 
 class DeviceInode(MemInode):
@@ -132,9 +132,23 @@ class DeviceInode(MemInode):
         return self.opener(self, flags, path, task)
 
 
+def open_device(inode: Inode, flags: int, path: str, task: Task | None) -> OpenFile:
+    """Open a device node made with mknod(2) anywhere: the driver of /dev's
+    node with the same numbers does it. Numbers no driver has are ENXIO."""
+    if task is not None and inode.mode & abi.S_IFMT == abi.S_IFCHR:
+        rdev = inode.stat().rdev
+        for mount in task.process.kernel.mounts.mounts.values():
+            if mount.fstype != "devtmpfs" or not isinstance(mount.root, MemInode):
+                continue
+            for node in mount.root.children.values():
+                if isinstance(node, DeviceInode) and node.rdev == rdev:
+                    return node.opener(inode, flags, path, task)
+    raise fail(abi.ENXIO)
+
+
 def _simple(cls: type[DeviceFile]) -> Opener:
     def opener(
-        inode: DeviceInode, flags: int, path: str, task: Task | None
+        inode: Inode, flags: int, path: str, task: Task | None
     ) -> OpenFile:
         return cls(inode, flags, path)
 
@@ -143,7 +157,7 @@ def _simple(cls: type[DeviceFile]) -> Opener:
 
 def _random(kernel: Kernel) -> Opener:
     def opener(
-        inode: DeviceInode, flags: int, path: str, task: Task | None
+        inode: Inode, flags: int, path: str, task: Task | None
     ) -> OpenFile:
         return RandomFile(inode, flags, path, kernel)
 
@@ -152,7 +166,7 @@ def _random(kernel: Kernel) -> Opener:
 
 def _tty(host_fds: Sequence[int]) -> Opener:
     def opener(
-        inode: DeviceInode, flags: int, path: str, task: Task | None
+        inode: Inode, flags: int, path: str, task: Task | None
     ) -> OpenFile:
         # The controlling terminal is the terminal the sandbox runs on, if any.
         for fd in host_fds:

@@ -270,6 +270,68 @@ def new_pipe(
     return PipeReader(pipe, flags), PipeWriter(pipe, flags)
 
 
+class Fifo:
+    """The pipe behind a named FIFO, shared by everything that opens it.
+
+    As in fs/pipe.c, every open counts as a reader or writer at once, and
+    ``readers_seen`` / ``writers_seen`` count every open of each end ever
+    made. A blocking open of one end waits until the other end's count moves
+    (it may have closed again since), keeping its description in ``pending``
+    by task id while the open syscall waits to run again.
+
+    XXX: an open that a signal ends with EINTR keeps its pending description,
+    and so its end stays counted, until that task opens the FIFO again.
+    """
+
+    def __init__(self, uid: int, gid: int) -> None:
+        self.pipe = Pipe(uid, gid)
+        self.readers_seen = 0
+        self.writers_seen = 0
+        self.pending: dict[int, tuple[PipeFile, int]] = {}
+
+    def open(self, inode: Inode, flags: int, path: str, task: Task | None) -> OpenFile:
+        """open(2) of the FIFO, as fifo(7) describes it."""
+        pipe = self.pipe
+        acc = flags & abi.O_ACCMODE
+        tid = task.tid if task is not None else 0
+
+        # A blocking open running again: has the other end been opened since?
+        waiting = self.pending.get(tid)
+        if waiting is not None:
+            file, seen = waiting
+            if self._seen(file.readable) == seen:
+                raise WouldBlock(pipe.queue, abi.POLLIN)
+            del self.pending[tid]
+            return file
+
+        # "A process can open a FIFO in nonblocking mode. In this case,
+        # opening for read-only succeeds even if no one has opened on the write
+        # side yet and opening for write-only fails with ENXIO" - fifo(7)
+        if acc == abi.O_WRONLY and flags & abi.O_NONBLOCK and pipe.readers == 0:
+            raise fail(abi.ENXIO)
+
+        # Count the new end, and let waiters at the other end know.
+        file = PipeFile(pipe, flags, path)
+        file.inode = inode
+        if file.readable:
+            self.readers_seen += 1
+        if file.writable:
+            self.writers_seen += 1
+        pipe.queue.notify()
+
+        # A lone reader or writer waits for the other end, unless O_NONBLOCK
+        # or O_RDWR (which is both ends) says not to.
+        others = pipe.writers if acc == abi.O_RDONLY else pipe.readers
+        if acc != abi.O_RDWR and not flags & abi.O_NONBLOCK and others == 0:
+            self.pending[tid] = (file, self._seen(file.readable))
+            raise WouldBlock(pipe.queue, abi.POLLIN)
+        return file
+
+    def _seen(self, reading: bool) -> int:
+        """How many opens of the other end there have been."""
+        return self.writers_seen if reading else self.readers_seen
+
+
 class AnonInode(Inode):
     """The shared anonymous inode of eventfds and similar objects."""
 

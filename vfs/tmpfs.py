@@ -8,9 +8,14 @@ names (``nlink`` counts them).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from sentry import abi
-from vfs.core import DirEntry, Inode, Stat, dtype_of, fail, new_ino, now_ns
+from vfs.core import DirEntry, Inode, OpenFile, Stat, dtype_of, fail, new_ino, now_ns
+from vfs.pipe import Fifo
+
+if TYPE_CHECKING:
+    from sentry.task import Task
 
 TMPFS_DEV = 0x2D
 
@@ -32,6 +37,7 @@ class MemInode(Inode):
         self.data = bytearray()
         self.children: dict[str, MemInode] = {}
         self.target = ""
+        self.fifo: Fifo | None = None
 
     @property
     def ino(self) -> int:
@@ -182,6 +188,21 @@ class MemInode(Inode):
         return any(
             c.is_dir and c.is_ancestor_of(other) for c in self.children.values()
         )
+
+    # --- opening -------------------------------------------------------------
+
+    def open(self, flags: int, path: str, task: Task | None) -> OpenFile:
+        """FIFOs open their pipe and device nodes their driver; O_PATH neither."""
+        kind = self.mode & abi.S_IFMT
+        if flags & abi.O_PATH or kind not in (abi.S_IFIFO, abi.S_IFCHR, abi.S_IFBLK):
+            return super().open(flags, path, task)
+        if kind == abi.S_IFIFO:
+            if self.fifo is None:
+                self.fifo = Fifo(self.uid, self.gid)
+            return self.fifo.open(self, flags, path, task)
+        from vfs.devfs import open_device
+
+        return open_device(self, flags, path, task)
 
     # --- symlinks and data ---------------------------------------------------
 
