@@ -112,6 +112,36 @@ class Hook:
     dead: bool = False
 
 
+def int_arguments() -> list[tuple[tuple[int, bool], ...]]:
+    """For each syscall number, its C ``int``-sized arguments and whether
+    each is signed, from the tracer's argument table.
+
+    The kernel reads only the low 32 bits of such an argument, and C callers
+    often leave the upper half of the register clear: glibc passes AT_FDCWD
+    as 0xffffff9c. Callbacks see the value the kernel uses (-100).
+    """
+    from sentry import strace, strace_args
+
+    kinds = [
+        (strace_args.FD, True),
+        (strace_args.DIRFD, True),
+        (strace_args.INT, True),
+        (strace_args.SIGNAL, True),
+        (strace_args.ID, True),
+        (strace_args.UINT, False),
+        (strace_args.MODE, False),
+    ]
+    table = []
+    for nr in range(TABLE_SIZE):
+        fixes = []
+        for i, kind in enumerate(strace.signature_of(nr).args[:6]):
+            for known, signed in kinds:
+                if kind is known:
+                    fixes.append((i, signed))
+        table.append(tuple(fixes))
+    return table
+
+
 def to_js(value: int) -> int | float | str:
     """A 64-bit register value as a callback gets it: signed, exact.
 
@@ -148,6 +178,7 @@ class HookEngine:
         self.skipped: int | None = None
         # Bumped on every entry into JavaScript (the watchdog watches it).
         self.calls = 0
+        self._ints = int_arguments()
         self._before: list[tuple[Hook, ...] | None] = [None] * TABLE_SIZE
         self._after: list[tuple[Hook, ...] | None] = [None] * TABLE_SIZE
         self._hooks: dict[int, Hook] = {}  # by handle, in registration order
@@ -413,18 +444,17 @@ class HookEngine:
         _, a0, a1, a2, a3, a4, a5, _ = regs
         n = hook.argc
         if a0 | a1 | a2 | a3 | a4 | a5 < _INT32:
+            # Every value fits in 31 bits: they cross as they are.
             if n == 7:
                 return hook.fn(a0, a1, a2, a3, a4, a5, self._context)
             return hook.fn(*regs[1 : n + 1])
 
-        # Some value does not fit in 31 bits: convert what the callback sees.
+        # Some value does not: convert what the callback sees.
         values: list[Any] = []
         big = False
-        for v in regs[1 : n + 1 if n < 7 else 7]:
-            if v < _INT32:
+        for v in self.seen(regs)[: min(n, 6)]:
+            if -_INT32 <= v < _INT32:
                 values.append(v)
-            elif v < _SAFE:
-                values.append(float(v))
             else:
                 value = to_js(v)
                 big = big or type(value) is str
@@ -434,6 +464,15 @@ class HookEngine:
         if n == 7:
             return hook.fn(*values, self._context)
         return hook.fn(*values)
+
+    def seen(self, regs: list[int]) -> list[int]:
+        """The six arguments as callbacks see them: signed, and ``int``
+        arguments reduced to the 32 bits the kernel reads."""
+        values = [v - _TWO64 if v >= _TWO63 else v for v in regs[1:7]]
+        for i, signed in self._ints[regs[0]]:
+            v = values[i] & 0xFFFFFFFF
+            values[i] = v - 0x100000000 if signed and v >= _INT32 else v
+        return values
 
     def _check(
         self, hook: Hook, r: Any, before: bool, nr: int
@@ -503,15 +542,17 @@ class HookEngine:
                 return 0
             return number(task.process.pid if name == "pid" else task.tid)
         if task is None or not regs:
+            if name == "gwargs":
+                return "Jnull"
             raise BadArgument("only works while a syscall callback runs", "E")
         if name == "nr":
             return regs[0]
         if name == "phase":
             return "S" + self._phase
         if name == "args":
-            return "J" + json.dumps([str(to_signed(v)) for v in regs[1:7]])
+            return "J" + json.dumps([str(v) for v in self.seen(regs)])
         if name == "arg":
-            return number(to_signed(regs[1 + index]))
+            return number(self.seen(regs)[index])
         if name == "call":
             return number(self._call_id)
         if name == "keep":
@@ -526,7 +567,7 @@ class HookEngine:
         if name == "skipped":
             return after and self.skipped is not None
         if name == "gwargs":
-            out = {f"arg{i}": str(to_signed(v)) for i, v in enumerate(regs[1:7])}
+            out = {f"arg{i}": str(v) for i, v in enumerate(self.seen(regs))}
             if after:
                 out["ret"], out["errno"] = str(ret), str(errno)
             return "J" + json.dumps(out)

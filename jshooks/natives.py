@@ -238,12 +238,12 @@ class Natives:
         address = _int(addr, "addr") & _MASK64
         if not isinstance(data, str):
             raise BadArgument("bytes must be a byte array", "T")
-        if len(data) > MAX_TRANSFER:
+        if len(data) > 2 * MAX_TRANSFER:
             raise BadArgument(f"at most {MAX_TRANSFER} bytes at a time")
         try:
-            raw = data.encode("latin-1")
-        except UnicodeEncodeError:
-            raise BadArgument("byte values must be 0..255", "T") from None
+            raw = bytes.fromhex(data)
+        except ValueError:
+            raise BadArgument("bytes must be a byte array", "T") from None
         try:
             self._task().mm.write(address, raw)
         except SyscallError:

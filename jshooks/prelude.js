@@ -131,7 +131,10 @@
     return out;
   }
 
-  function bytesToLatin1(fname, b) {
+  const HEX = Array.from({ length: 256 }, (_, i) => (i < 16 ? "0" : "") + i.toString(16));
+
+  // Bytes for a native, as hex text (strings from JavaScript end at a NUL).
+  function bytesToHex(fname, b) {
     let arr;
     if (b instanceof Uint8Array) {
       arr = b;
@@ -149,11 +152,9 @@
     } else {
       throw new TypeError(`${fname}: bytes must be a Uint8Array, ArrayBuffer or array of numbers, got ${describe(b)}`);
     }
-    let s = "";
-    for (let i = 0; i < arr.length; i += 8192) {
-      s += String.fromCharCode.apply(null, Array.prototype.slice.call(arr, i, i + 8192));
-    }
-    return s;
+    const parts = new Array(arr.length);
+    for (let i = 0; i < arr.length; i++) parts[i] = HEX[arr[i]];
+    return parts.join("");
   }
 
   function errorText(e) {
@@ -398,7 +399,7 @@
 
   function writeBytes(addr, bytes) {
     needArgs("writeBytes", arguments.length, 2, "addr, bytes");
-    return unwrap(native.writeBytes(intArg("writeBytes", "addr", addr), bytesToLatin1("writeBytes", bytes)));
+    return unwrap(native.writeBytes(intArg("writeBytes", "addr", addr), bytesToHex("writeBytes", bytes)));
   }
 
   function readString(addr, maxlen) {
