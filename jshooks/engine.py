@@ -75,6 +75,7 @@ _INT32 = 0x80000000
 _TWO63 = 1 << 63
 _TWO64 = 1 << 64
 _SAFE = 1 << 53
+_HIGH32 = 0xFFFFFFFF00000000
 _WHERE = re.compile(r"<input>:(\d+):(\d+)")
 _ERROR_HEAD = re.compile(r"[A-Za-z]*Error\b")
 
@@ -184,6 +185,9 @@ class HookEngine:
         self._hooks: dict[int, Hook] = {}  # by handle, in registration order
         # The call in progress, as the context shows it.
         self._regs: list[int] = []
+        # The last registers converted for JavaScript, and the result.
+        self._converted_regs: list[int] | None = None
+        self._converted: tuple[list[Any], bool] = ([], False)
         self._phase = ""
         self._result = 0
         self._call_id = 0
@@ -447,23 +451,32 @@ class HookEngine:
             # Every value fits in 31 bits: they cross as they are.
             if n == 7:
                 return hook.fn(a0, a1, a2, a3, a4, a5, self._context)
+            if n == 6:
+                return hook.fn(a0, a1, a2, a3, a4, a5)
             return hook.fn(*regs[1 : n + 1])
 
-        # Some value does not: convert what the callback sees.
-        values: list[Any] = []
-        big = False
-        for v in self.seen(regs)[: min(n, 6)]:
-            if -_INT32 <= v < _INT32:
-                values.append(v)
-            else:
-                value = to_js(v)
-                big = big or type(value) is str
-                values.append(value)
+        # Some value does not: convert them (once for both phases).
+        if regs is not self._converted_regs:
+            self._converted = self._convert(regs)
+            self._converted_regs = regs
+        values, big = self._converted
         if big:
+            # Beyond a Number's precision: decimal text, a BigInt in JS.
             return self._js_call_big(hook.fn, n, *values)
         if n == 7:
             return hook.fn(*values, self._context)
-        return hook.fn(*values)
+        return hook.fn(*values[:n])
+
+    def _convert(self, regs: list[int]) -> tuple[list[Any], bool]:
+        """The six arguments ready to cross, and whether some are BigInts."""
+        raw = regs[1:7]
+        for i, signed in self._ints[regs[0]]:
+            v = raw[i] & 0xFFFFFFFF
+            raw[i] = v | _HIGH32 if signed and v >= _INT32 else v
+        if max(raw) <= _SAFE:
+            return [v if v < _INT32 else float(v) for v in raw], False
+        values = [to_js(v) for v in raw]
+        return values, str in map(type, values)
 
     def seen(self, regs: list[int]) -> list[int]:
         """The six arguments as callbacks see them: signed, and ``int``
