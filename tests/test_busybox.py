@@ -13,9 +13,11 @@ gives.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import io
+import lzma
 import os
 import shutil
 import subprocess
@@ -28,6 +30,7 @@ from conftest import (
     assert_same,
     run_native,
     run_sandbox,
+    sandbox_env,
     skip_unless_exists,
     snapshot,
     tail,
@@ -349,6 +352,416 @@ def test_tar_extracts_a_member_to_stdout(archive):
     )
 
 
+# -- a sweep of applets, each compared with a native run ---------------------
+
+
+@pytest.fixture
+def sample(tree: Path) -> Path:
+    """``tree`` plus binary data, key/value and CSV text, compressed copies of
+    lines.txt, a symlink, and an old file to compare times against."""
+    (tree / "bin.dat").write_bytes(Path(BUSYBOX).read_bytes()[:3000])
+    (tree / "kv.txt").write_text("b 2\na 1\nc 3\nb 9\n")
+    (tree / "people.csv").write_text("name,age\nbob,30\nalice,25\ncarol,35\n")
+    (tree / "lines.txt.gz").write_bytes(gzip.compress(LINES.encode()))
+    (tree / "lines.txt.bz2").write_bytes(bz2.compress(LINES.encode()))
+    (tree / "lines.txt.xz").write_bytes(lzma.compress(LINES.encode()))
+    (tree / "dir" / "link").symlink_to("alpha.txt")
+    os.utime(tree / "dir" / "alpha.txt", (978_307_200, 978_307_200))
+    return tree
+
+
+def applet_same(sample: Path, args: list[str], stdin: bytes | None = None) -> str:
+    """Run an applet in ``sample`` natively and sandboxed; return stdout."""
+    kw = {"cwd": sample, "text": False, "env": sandbox_env()}
+    native = run_native(BUSYBOX, args, input=stdin, stdin=None, **kw)
+    sandboxed = run_sandbox(BUSYBOX, args, input=stdin, stdin=None, **kw)
+    assert sandboxed.stdout == native.stdout, tail(sandboxed.stderr)
+    assert sandboxed.stderr == native.stderr
+    assert sandboxed.returncode == native.returncode
+    return native.stdout.decode(errors="replace")
+
+
+DUMPS = {
+    "od": ["od", "bin.dat"],
+    "od_characters": ["od", "-c", "words.txt"],
+    "od_hex_bytes": ["od", "-Ax", "-tx1", "-N", "64", "bin.dat"],
+    "od_whole_host_binary": ["od", "-A", "d", "-t", "x8", BUSYBOX],
+    "hexdump_canonical": ["hexdump", "-C", "bin.dat"],
+    "hexdump_format": ["hexdump", "-e", '16/1 "%02x " "\\n"', "words.txt"],
+    "xxd": ["xxd", "bin.dat"],
+    "xxd_plain": ["xxd", "-p", "words.txt"],
+    "xxd_grouped": ["xxd", "-l", "32", "-c", "8", "-g", "2", "bin.dat"],
+    "base64": ["base64", "bin.dat"],
+    "strings": ["strings", "-n", "6", "bin.dat"],
+}
+
+
+@pytest.mark.parametrize("args", DUMPS.values(), ids=DUMPS.keys())
+@needs_busybox
+def test_dumps_of_binary_data(sample, args):
+    assert applet_same(sample, args)
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [(["xxd", "-r", "-p"], b"68656c6c6f0a"), (["base64", "-d"], b"aGVsbG8K\n")],
+    ids=["xxd_reverse", "base64_decode"],
+)
+@needs_busybox
+def test_decoders_read_standard_input(sample, args, stdin):
+    assert applet_same(sample, args, stdin) == "hello\n"
+
+
+DD = {
+    "skip_and_count": ["if=bin.dat", "bs=100", "count=3", "skip=2"],
+    "single_bytes": ["if=bin.dat", "bs=1", "count=10", "skip=100", "status=none"],
+    "input_and_output_block_sizes": ["if=bin.dat", "ibs=64", "obs=100", "count=5"],
+    "conversions": ["if=words.txt", "conv=ucase,swab"],
+    "from_dev_zero": ["if=/dev/zero", "bs=1k", "count=4", "status=noxfer"],
+    "skip_past_the_end": ["if=words.txt", "skip=100", "bs=1k"],
+}
+
+
+@pytest.mark.parametrize("args", DD.values(), ids=DD.keys())
+@needs_busybox
+def test_dd_copies_to_standard_output(sample, args):
+    applet_same(sample, ["dd", *args])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["cmp", "words.txt", "words.txt"],
+        ["cmp", "words.txt", "lines.txt"],
+        ["cmp", "-l", "dir/alpha.txt", "dir/beta.txt"],
+        ["cmp", "dir/alpha.txt", "dir/gamma.log"],
+        ["diff", "words.txt", "lines.txt"],
+        ["diff", "-u", "dir/alpha.txt", "dir/beta.txt"],
+        ["diff", "-r", "dir", "dir"],
+        ["diff", "dir", "dir/sub"],
+    ],
+    ids=["cmp_same", "cmp_differ", "cmp_list", "cmp_eof", "diff", "diff_unified",
+         "diff_recursive", "diff_directories"],
+)
+@needs_busybox
+def test_cmp_and_diff_compare_files(sample, args):
+    applet_same(sample, args)
+
+
+LISTINGS = {
+    "ls_long": ["ls", "-l", "dir"],
+    "ls_long_recursive": ["ls", "-lR", "dir"],
+    "ls_long_all": ["ls", "-la", "dir"],
+    "ls_dereferenced": ["ls", "-lL", "dir"],
+    "ls_directories_themselves": ["ls", "-ld", "dir", "/", "/tmp", "dir/link/"],
+    "ls_sizes": ["ls", "-s", "."],
+    "ls_by_time": ["ls", "-lt", "dir"],
+    "ls_by_size": ["ls", "-lS", "."],
+    "ls_inodes": ["ls", "-i", "dir"],
+    "ls_host_files": ["ls", "-ln", "/etc/passwd", "/usr/bin/env"],
+    "du_summary": ["du", "-s", "dir"],
+    "du_all": ["du", "-a", "dir"],
+    "du_kilobytes": ["du", "-k", "words.txt"],
+}
+
+
+@pytest.mark.parametrize("args", LISTINGS.values(), ids=LISTINGS.keys())
+@needs_busybox
+def test_listings_of_a_tree(sample, args):
+    assert applet_same(sample, args)
+
+
+@needs_busybox
+def test_df_succeeds_on_the_root(sample):
+    """Block counts of the sandbox's root are its own; only the status is Linux's."""
+    native = run_native(BUSYBOX, ["df", "/"])
+    sandboxed = run_sandbox(BUSYBOX, ["df", "/"])
+    assert sandboxed.returncode == native.returncode == 0, tail(sandboxed.stderr)
+
+
+STAT_FORMAT = "%n|%i|%d|%h|%s|%b|%B|%o|%f|%a|%A|%u|%g|%U|%G|%F|%N|%X|%Y|%Z|%y"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-c", STAT_FORMAT, "words.txt", "dir", "dir/link", "/etc/passwd", "/"],
+        ["-c", "%n|%h|%s|%b|%f|%a|%A|%u|%g|%t|%T|%F", "/dev/null", "/dev/zero"],
+        ["-L", "-c", "%n|%i|%s|%F", "dir/link"],
+        ["words.txt", "dir"],
+        ["-t", "words.txt"],
+        ["missing"],
+    ],
+    ids=["formats", "devices", "dereferenced", "default", "terse", "missing"],
+)
+@needs_busybox
+def test_stat_formats_host_files(sample, args):
+    applet_same(sample, ["stat", *args])
+
+
+IDENTITY = {
+    "id": ["id"],
+    "id_user": ["id", "-u"],
+    "id_group_names": ["id", "-nG"],
+    "uname": ["uname", "-s", "-m"],
+    "env": ["env"],
+    "env_replaced": ["env", "-i", "A=1", "B=2"],
+    "env_unset": ["env", "-u", "PATH"],
+    "whoami": ["whoami"],
+    "groups": ["groups"],
+    "nproc": ["nproc"],
+    "pwd": ["pwd"],
+}
+
+
+@pytest.mark.parametrize("args", IDENTITY.values(), ids=IDENTITY.keys())
+@needs_busybox
+def test_identity_and_environment(sample, args):
+    assert applet_same(sample, args)
+
+
+WORDS_AND_NAMES = {
+    "printf": ["printf", "%s-%d-%x-%5.2f|%-4s|\\n", "a", "42", "255", "3.14159", "b"],
+    "printf_escapes": ["printf", "%b", "a\\tb\\n"],
+    "expr_arithmetic": ["expr", "3", "+", "4", "*", "5"],
+    "expr_match": ["expr", "abcdef", ":", "a\\(.*\\)e"],
+    "expr_false": ["expr", "0", "+", "0"],
+    "basename": ["basename", "/a/b/c.txt", ".txt"],
+    "dirname": ["dirname", "/a/b/c.txt"],
+    "realpath": ["realpath", "dir/link", "dir/sub/../beta.txt"],
+    "readlink": ["readlink", "dir/link"],
+    "readlink_canonical": ["readlink", "-f", "dir/link"],
+    "readlink_of_a_file": ["readlink", "dir/alpha.txt"],
+    "seq_equal_width": ["seq", "-w", "8", "11"],
+    "factor": ["factor", "360", "97"],
+}
+
+
+@pytest.mark.parametrize("args", WORDS_AND_NAMES.values(), ids=WORDS_AND_NAMES.keys())
+@needs_busybox
+def test_words_numbers_and_names(sample, args):
+    applet_same(sample, args)
+
+
+TESTS = {
+    "regular_file": ["test", "-f", "words.txt"],
+    "not_a_directory": ["test", "-d", "words.txt"],
+    "readable_and_writable": ["[", "-r", "words.txt", "-a", "-w", "words.txt", "]"],
+    "not_executable": ["[", "-x", "words.txt", "]"],
+    "executable": ["[", "-x", BUSYBOX, "]"],
+    "symlink": ["[", "-L", "dir/link", "]"],
+    "non_empty": ["[", "-s", "words.txt", "]"],
+    "newer_than": ["[", "words.txt", "-nt", "dir/alpha.txt", "]"],
+    "missing": ["[", "-e", "nope", "]"],
+    "character_device": ["[", "-c", "/dev/null", "]"],
+}
+
+
+@pytest.mark.parametrize("args", TESTS.values(), ids=TESTS.keys())
+@needs_busybox
+def test_test_and_bracket_examine_files(sample, args):
+    applet_same(sample, args)
+
+
+TEXT = {
+    "nl": ["nl", "words.txt"],
+    "nl_all_lines": ["nl", "-ba", "-w3", "lines.txt"],
+    "tac": ["tac", "words.txt"],
+    "rev": ["rev", "words.txt"],
+    "fold": ["fold", "-w", "3", "words.txt"],
+    "paste": ["paste", "words.txt", "lines.txt"],
+    "paste_serial": ["paste", "-s", "-d,", "words.txt"],
+    "expand": ["expand", "kv.txt"],
+    "sort_key": ["sort", "-k2", "-n", "kv.txt"],
+    "sort_two_keys": ["sort", "-k1,1", "-k2,2nr", "kv.txt"],
+    "sort_separator": ["sort", "-t,", "-k2", "-n", "people.csv"],
+    "uniq_count": ["uniq", "-c", "kv.txt"],
+    "wc_lines": ["wc", "-l", "words.txt", "lines.txt"],
+    "wc_bytes": ["wc", "-c", "bin.dat"],
+    "wc_words": ["wc", "-w", "words.txt"],
+    "wc_longest": ["wc", "-L", "lines.txt"],
+    "head_two_files": ["head", "-n2", "words.txt", "lines.txt"],
+    "tail_from_line": ["tail", "-n", "+18", "lines.txt"],
+    "cut_bytes": ["cut", "-b", "2-", "words.txt"],
+}
+
+
+@pytest.mark.parametrize("args", TEXT.values(), ids=TEXT.keys())
+@needs_busybox
+def test_text_tools(sample, args):
+    assert applet_same(sample, args)
+
+
+GREP = {
+    "recursive": ["grep", "-r", "content", "dir"],
+    "recursive_names": ["grep", "-rl", "delta", "dir"],
+    "count": ["grep", "-c", "apple", "words.txt", "lines.txt"],
+    "invert": ["grep", "-v", "apple", "words.txt"],
+    "ignore_case": ["grep", "-i", "APPLE", "words.txt"],
+    "extended": ["grep", "-E", "^(ap|ba)", "words.txt"],
+    "only_matching": ["grep", "-o", "an", "words.txt"],
+    "words": ["grep", "-w", "10", "words.txt"],
+    "whole_lines": ["grep", "-x", "9", "words.txt"],
+    "fixed": ["grep", "-F", "a.p", "words.txt"],
+    "context": ["grep", "-A1", "-B1", "cherry", "words.txt"],
+    "quiet": ["grep", "-q", "apple", "words.txt"],
+    "missing_file": ["grep", "apple", "missing"],
+    "silent_missing_file": ["grep", "-s", "apple", "missing"],
+    "a_directory": ["grep", "x", "dir"],
+}
+
+
+@pytest.mark.parametrize("args", GREP.values(), ids=GREP.keys())
+@needs_busybox
+def test_grep_options(sample, args):
+    applet_same(sample, args)
+
+
+SED = {
+    "several_expressions": ["sed", "-n", "-e", "2p", "-e", "5,7p", "-e", "$p",
+                            "lines.txt"],
+    "several_commands": ["sed", "-e", "s/line/L/;s/1/one/g", "-e", "/5/d",
+                         "lines.txt"],
+    "transliterate": ["sed", "y/abc/xyz/", "words.txt"],
+    "hold_space": ["sed", "-n", "1!G;h;$p", "words.txt"],
+    "append_and_insert": ["sed", "2a\\\nappended\n3i\\\ninserted", "words.txt"],
+    "extended_groups": ["sed", "-r", "s/(a+)(p+)/<\\2\\1>/g", "words.txt"],
+    "quit": ["sed", "3q", "lines.txt"],
+    "line_numbers": ["sed", "=", "words.txt"],
+    "list_unprintable": ["sed", "-n", "l", "bin.dat"],
+    "missing_file": ["sed", "p", "missing"],
+}
+
+
+@pytest.mark.parametrize("args", SED.values(), ids=SED.keys())
+@needs_busybox
+def test_sed_scripts(sample, args):
+    applet_same(sample, args)
+
+
+AWK = {
+    "begin_and_end": "BEGIN { n = 0 } { n += length($0) } END { print n, NR }",
+    "printf": '{ printf "%-8s|%5d|%x|%c|%e\\n", $1, NR, NR * 17, 65 + NR, NR / 3 }',
+    "split": 'BEGIN { n = split("a:b:c:d", a, ":"); for (i = n; i; i--) print a[i] }',
+    "arrays": "{ seen[$0]++ } END { for (k in seen) n++; print n, seen[\"apple\"] }",
+    "getline_from_a_file": 'BEGIN { while ((getline l < "lines.txt") > 0) n++;'
+    " print n }",
+    "getline_into_a_variable": '{ getline x < "lines.txt"; print $0, x }',
+    "functions": 'function f(a, b) { return a * b } BEGIN { print f(3, 4),'
+    ' substr("hello", 2, 3), index("hello", "l"), toupper("abc"), int(-3.7),'
+    ' sqrt(16), sprintf("%05.1f", 3.14159) }',
+    "substitution": '{ gsub(/a/, "A"); sub(/p+/, "P"); print }',
+    "match": "{ if (match($0, /an+/)) print RSTART, RLENGTH }",
+    "environment": 'BEGIN { print ENVIRON["PATH"] }',
+    "seeded_random": "BEGIN { srand(1); print int(rand() * 1000) }",
+    "exit_status": "BEGIN { exit 3 }",
+    "syntax_error": "BEGIN { print ( }",
+}
+
+
+@pytest.mark.parametrize("program", AWK.values(), ids=AWK.keys())
+@needs_busybox
+def test_awk_programs(sample, program):
+    applet_same(sample, ["awk", program, "words.txt"])
+
+
+@needs_busybox
+def test_awk_fields_with_a_separator_and_variables(sample):
+    out = applet_same(
+        sample, ["awk", "-F,", "-v", "t=total", "NR > 1 { s += $2 } END { print t, s }",
+                 "people.csv"]
+    )
+    assert out == "total 90\n"
+
+
+CHECKSUMS = {
+    "sha1sum": ["sha1sum", "bin.dat", "words.txt"],
+    "sha512sum": ["sha512sum", "bin.dat"],
+    "sha3sum": ["sha3sum", "bin.dat"],
+    "crc32": ["crc32", "bin.dat"],
+    "md5sum_of_a_host_binary": ["md5sum", BUSYBOX],
+}
+
+
+@pytest.mark.parametrize("args", CHECKSUMS.values(), ids=CHECKSUMS.keys())
+@needs_busybox
+def test_checksums(sample, args):
+    assert applet_same(sample, args)
+
+
+DECOMPRESSORS = {
+    "gunzip": ["gunzip", "-c", "lines.txt.gz"],
+    "gunzip_test": ["gunzip", "-t", "lines.txt.gz"],
+    "bzcat": ["bzcat", "lines.txt.bz2"],
+    "bunzip2": ["bunzip2", "-c", "lines.txt.bz2"],
+    "xzcat": ["xzcat", "lines.txt.xz"],
+    "unxz": ["unxz", "-c", "lines.txt.xz"],
+}
+
+
+@pytest.mark.parametrize("args", DECOMPRESSORS.values(), ids=DECOMPRESSORS.keys())
+@needs_busybox
+def test_decompressors_read_python_made_files(sample, args):
+    out = applet_same(sample, args)
+    assert out in ("", LINES)
+
+
+@needs_busybox
+def test_bzip2_output_decompresses_to_the_input(sample):
+    sandboxed = run_sandbox(BUSYBOX, ["bzip2", "-c", "lines.txt"], cwd=sample,
+                            text=False)
+    assert sandboxed.returncode == 0, tail(sandboxed.stderr)
+    assert bz2.decompress(sandboxed.stdout) == LINES.encode()
+
+
+FINDS = {
+    "name": [".", "-name", "*.txt"],
+    "size": [".", "-size", "+1k"],
+    "newer": ["dir", "-newer", "dir/alpha.txt", "-type", "f"],
+    "maxdepth": [".", "-maxdepth", "1", "-type", "f"],
+    "mindepth": [".", "-mindepth", "3"],
+    "symlinks": [".", "-type", "l"],
+    "empty": [".", "-empty"],
+    "perm": [".", "-perm", "644", "-name", "w*"],
+    "follow": ["-L", "dir", "-type", "f"],
+    "mtime": [".", "-mtime", "+100"],
+}
+
+
+@pytest.mark.parametrize("args", FINDS.values(), ids=FINDS.keys())
+@needs_busybox
+def test_find_predicates(sample, args):
+    native = run_native(BUSYBOX, ["find", *args], cwd=sample)
+    sandboxed = run_sandbox(BUSYBOX, ["find", *args], cwd=sample)
+    assert sorted(sandboxed.stdout.splitlines()) == sorted(native.stdout.splitlines())
+    assert sandboxed.returncode == native.returncode == 0, tail(sandboxed.stderr)
+
+
+@needs_busybox
+def test_sort_check_reports_the_first_disorder(sample):
+    native = run_native(BUSYBOX, ["sort", "-c", "words.txt"], cwd=sample)
+    sandboxed = run_sandbox(BUSYBOX, ["sort", "-c", "words.txt"], cwd=sample)
+    assert (sandboxed.returncode, sandboxed.stderr) == (1, native.stderr)
+
+
+@needs_busybox
+def test_tar_verbose_listing_of_a_python_made_archive(archive):
+    assert busybox_same("tar", "tvf", str(archive))
+
+
+@needs_busybox
+def test_cpio_writes_a_newc_archive_of_host_files(sample):
+    names = b"words.txt\nlines.txt\ndir\ndir/alpha.txt\n"
+    assert applet_same(sample, ["cpio", "-o", "-H", "newc"], names)
+
+
+@needs_busybox
+def test_cpio_lists_an_archive(sample):
+    archive = run_native(BUSYBOX, ["cpio", "-o", "-H", "newc"], cwd=sample,
+                         input=b"words.txt\ndir\n", stdin=None, text=False)
+    assert applet_same(sample, ["cpio", "-tv"], archive.stdout)
+
+
 @needs_busybox
 def test_logname_finds_no_login_as_on_the_host():
     """getlogin reads /proc/self/loginuid, unset (-1) in both, and fails ENXIO."""
@@ -447,6 +860,69 @@ def test_touch_creates_nothing_on_the_host(tree):
 def test_touch_leaves_host_times_alone(tree):
     writes_stay_in_the_sandbox(tree, ["touch", str(tree / "words.txt")])
     assert (tree / "words.txt").stat().st_mtime > 1_000_000_000
+
+
+WRITERS = {
+    "dd_to_a_file": ["dd", "if=bin.dat", "of=dd.out", "bs=512", "count=2", "seek=1"],
+    "dd_without_truncating": ["dd", "if=words.txt", "of=lines.txt", "conv=notrunc",
+                              "bs=1", "seek=5"],
+    "truncate_shrinks": ["truncate", "-s", "10", "words.txt"],
+    "truncate_creates": ["truncate", "-s", "10", "new"],
+    "chmod": ["chmod", "600", "words.txt"],
+    "chmod_recursive": ["chmod", "-R", "go-r", "dir"],
+    "chmod_of_a_missing_file": ["chmod", "600", "missing"],
+    "chown": ["chown", "1:1", "words.txt"],
+    "chown_recursive": ["chown", "-R", "nobody", "dir"],
+    "chgrp": ["chgrp", "users", "words.txt"],
+    "touch_a_date": ["touch", "-d", "2000-01-01 12:00", "words.txt"],
+    "touch_no_create": ["touch", "-c", "nofile"],
+    "touch_reference": ["touch", "-r", "dir/alpha.txt", "words.txt"],
+    "gzip_in_place": ["gzip", "kv.txt"],
+    "gunzip_in_place": ["gunzip", "lines.txt.gz"],
+    "bzip2_in_place": ["bzip2", "-f", "lines.txt"],
+    "unxz_in_place": ["unxz", "lines.txt.xz"],
+    "sed_in_place": ["sed", "-i", "s/apple/pear/", "words.txt"],
+    "sed_in_place_with_backup": ["sed", "-i.bak", "s/apple/pear/", "words.txt"],
+    "sed_in_place_two_files": ["sed", "-i", "-e", "1d", "words.txt", "lines.txt"],
+    "sed_writes_a_file": ["sed", "-n", "w out", "words.txt"],
+    "sort_to_a_file": ["sort", "-o", "out.txt", "words.txt"],
+    "tar_create_verbose": ["tar", "cvf", "made.tar", "dir"],
+    "tar_extract_verbose": ["tar", "xvf", "made-by-python.tar"],
+    "cpio_extract": ["cpio", "-id", "-I", "made-by-python.cpio"],
+    "cp_archive": ["cp", "-a", "dir", "dir2"],
+    "cp_preserve": ["cp", "-p", "words.txt", "w2"],
+    "mv_a_directory": ["mv", "dir", "dir3"],
+    "ln_hard": ["ln", "words.txt", "hard"],
+    "ln_symbolic_force": ["ln", "-sf", "words.txt", "dir/link"],
+    "rmdir_parents": ["rmdir", "-p", "dir/sub/deeper"],
+    "rmdir_not_empty": ["rmdir", "dir/sub"],
+    "mkfifo": ["mkfifo", "fifo"],
+    "mknod_character_device": ["mknod", "nul", "c", "1", "3"],
+    "unlink": ["unlink", "words.txt"],
+    "link": ["link", "words.txt", "w3"],
+    "shred_and_remove": ["shred", "-u", "words.txt"],
+    "fallocate": ["fallocate", "-l", "8192", "fa"],
+    "dos2unix": ["dos2unix", "words.txt"],
+    "mktemp_directory": ["mktemp", "-d", "-p", ".", "dirXXXXXX"],
+}
+
+
+@pytest.mark.parametrize("args", WRITERS.values(), ids=WRITERS.keys())
+@needs_busybox
+def test_writing_applets_leave_the_host_alone(sample, archive, args):
+    cpio = run_native(BUSYBOX, ["cpio", "-o", "-H", "newc"], cwd=sample,
+                      input=b"words.txt\ndir\ndir/alpha.txt\n", stdin=None,
+                      text=False)
+    (sample / "made-by-python.cpio").write_bytes(cpio.stdout)
+    archive.rename(sample / "made-by-python.tar")
+    if args[0] == "mktemp":
+        # The name is random: compare the status and the shape of the name.
+        before = snapshot(sample)
+        sandboxed = run_sandbox(BUSYBOX, args, cwd=sample)
+        assert snapshot(sample) == before, "a sandboxed write reached the host"
+        assert sandboxed.returncode == 0 and sandboxed.stdout.startswith("./dir")
+        return
+    writes_stay_in_the_sandbox(sample, args, cwd=sample)
 
 
 # -- sash built-ins (no fork needed) ---------------------------------------
