@@ -461,6 +461,9 @@ FIONBIO = 0x5421
 FIONCLEX = 0x5450
 FIOCLEX = 0x5451
 FIOASYNC = 0x5452
+# File attributes of chattr(1) (include/uapi/linux/fs.h).
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
 
 # --- poll(2) ------------------------------------------------------------------
 POLLIN = 0x001

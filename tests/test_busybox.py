@@ -969,6 +969,76 @@ def test_sash_printenv_shows_the_inherited_environment(monkeypatch):
     assert sash_same("-printenv PYSENTRY_SASH") == "visible\n"
 
 
+SASH_READERS = {
+    "ls_long": "-ls -l dir",
+    "ls_inodes": "-ls -li dir words.txt",
+    "ls_classified": "-ls -F dir",
+    "ls_columns": "-ls -C /usr",
+    "ls_directories": "-ls -ld dir / /tmp",
+    "ls_missing": "-ls missing",
+    "cmp_same": "-cmp words.txt words.txt",
+    "cmp_differ": "-cmp words.txt lines.txt",
+    "grep_ignoring_case_with_numbers": "-grep -in APPLE words.txt lines.txt",
+    "sum": "-sum words.txt bin.dat",
+    "file": "-file words.txt dir dir/link bin.dat /dev/null " + BUSYBOX,
+    "find_directories": "-find dir -type d",
+    "find_by_size": "-find . -size 1000",
+    "where": "-where busybox",
+    "echo_quoting": "-echo a  b 'c d' \"e f\"",
+    "printenv": "-printenv PATH",
+    "more": "-more words.txt",
+    "dd": "-dd if=bin.dat of=/dev/stdout bs=100 count=2 skip=1",
+    "lsattr": "-lsattr words.txt dir /etc/passwd",
+    "umask": "umask",
+}
+
+
+@pytest.mark.parametrize("command", SASH_READERS.values(), ids=SASH_READERS.keys())
+@needs_sash
+def test_sash_builtins_that_read(sample, command):
+    native = run_native(SASH, ["-c", command], cwd=sample)
+    sandboxed = run_sandbox(SASH, ["-c", command], cwd=sample)
+    assert sandboxed.stdout == native.stdout, tail(sandboxed.stderr)
+    assert (sandboxed.returncode, sandboxed.stderr) == (
+        native.returncode, native.stderr
+    )
+
+
+SASH_WRITERS = {
+    "mkdir": "-mkdir newdir",
+    "mkdir_existing": "-mkdir dir",
+    "rm": "-rm words.txt",
+    "rm_missing": "-rm nope",
+    "rmdir": "-rmdir dir/sub/deeper",
+    "cp": "-cp words.txt w2",
+    "mv": "-mv words.txt w2",
+    "ln": "-ln words.txt hard",
+    "ln_symbolic": "-ln -s words.txt sym",
+    "chmod": "-chmod 600 words.txt",
+    "chown": "-chown 1 words.txt",
+    "chgrp": "-chgrp 1 words.txt",
+    "touch": "-touch words.txt newfile",
+    "mknod_device": "-mknod nul c 1 3",
+    "mknod_fifo": "-mknod fifo p 0 0",
+    "gzip": "-gzip words.txt",
+    "gunzip": "-gunzip lines.txt.gz -o out",
+    "tar_create": "-tar cvf made.tar dir",
+}
+
+
+@pytest.mark.parametrize("command", SASH_WRITERS.values(), ids=SASH_WRITERS.keys())
+@needs_sash
+def test_sash_builtins_that_write_leave_the_host_alone(sample, command):
+    before = snapshot(sample)
+    sandboxed = run_sandbox(SASH, ["-c", command], cwd=sample)
+    assert snapshot(sample) == before, "a sandboxed write reached the host"
+    native = run_native(SASH, ["-c", command], cwd=sample)
+    assert sandboxed.stdout == native.stdout, tail(sandboxed.stderr)
+    assert (sandboxed.returncode, sandboxed.stderr) == (
+        native.returncode, native.stderr
+    )
+
+
 def _native_as_pid_one(args: list[str]) -> subprocess.CompletedProcess[str]:
     """Run natively as the first process of a new pid namespace, which is what
     the sandbox's first program is."""

@@ -184,6 +184,10 @@ class Inode:
     def set_times(self, atime_ns: int | None, mtime_ns: int | None) -> None:
         raise fail(abi.EPERM)
 
+    def attr_flags(self) -> int:
+        """The FS_*_FL attribute flags lsattr(1) shows (FS_IOC_GETFLAGS)."""
+        raise fail(abi.ENOTTY)
+
     def sync(self) -> None:
         """fsync(2): data of memory and host files is always where it belongs."""
 

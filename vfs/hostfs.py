@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import os
 import stat as pystat
 from collections.abc import Callable, Iterator
@@ -250,6 +251,15 @@ class HostInode(Inode):
             os.close(fd)
 
     # --- attributes ----------------------------------------------------------
+
+    def attr_flags(self) -> int:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = host_call(os.open, self.host_path, flags)
+        try:
+            out = host_call(fcntl.ioctl, fd, abi.FS_IOC_GETFLAGS, bytes(4))
+        finally:
+            os.close(fd)
+        return int.from_bytes(out, "little")
 
     def chmod(self, mode: int) -> None:
         self._writable()

@@ -350,6 +350,9 @@ class OverlayInode(Inode):
 
     # --- attributes ----------------------------------------------------------
 
+    def attr_flags(self) -> int:
+        return self.top.attr_flags()
+
     def chmod(self, mode: int) -> None:
         self.copy_up().chmod(mode)
 

@@ -237,6 +237,10 @@ class MemInode(Inode):
 
     # --- attributes ----------------------------------------------------------
 
+    def attr_flags(self) -> int:
+        # TODO: chattr's FS_IOC_SETFLAGS, and honouring immutable and append-only.
+        return 0
+
     def chmod(self, mode: int) -> None:
         self.mode = (self.mode & abi.S_IFMT) | (mode & 0o7777)
         self.ctime = now_ns()

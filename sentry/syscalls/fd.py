@@ -414,6 +414,13 @@ def ioctl(t: Task, fd: int, request: int, arg: int, *_: int) -> int:
         file = entry.file
         t.mm.write_u32(arg, max(file.stat().size - file.offset, 0))
         return 0
+    inode = entry.file.inode
+    if request == abi.FS_IOC_GETFLAGS and inode is not None and (
+        inode.is_reg or inode.is_dir
+    ):
+        # The flags travel as an int, whatever the request's size says.
+        t.mm.write_u32(arg, inode.attr_flags())
+        return 0
     return entry.file.ioctl(request, arg, t)
 
 
