@@ -191,7 +191,8 @@ class HookEngine:
         self._phase = ""
         self._result = 0
         self._call_id = 0
-        self._state_used = False
+        # Calls whose ctx.state exists (the prelude keeps them by call id).
+        self._states: set[int] = set()
         self._parked: dict[int, tuple[list[int], list[int], int]] = {}
         self._stopped: list[Task] = []
         self._scripts: list[tuple[int, int, str]] = []  # first line, lines, name
@@ -371,7 +372,6 @@ class HookEngine:
         if chain is None:
             return regs
         self._phase = "before"
-        nr = regs[0]
         failed = False
         for hook in chain:
             if hook.dead:
@@ -381,12 +381,12 @@ class HookEngine:
             try:
                 r = hook.fn() if hook.argc == 0 else self._call(hook, regs)
             except Exception as exc:  # noqa: BLE001 - JSException or an odd value
-                self._failed(hook, exc, nr)
+                self._failed(hook, exc, regs[0])
                 failed = True
                 continue
             if r is None:
                 continue
-            change = self._check(hook, r, True, nr)
+            change = self._check(hook, r, True, regs[0])
             if change is None:
                 failed = True
                 continue
@@ -408,39 +408,34 @@ class HookEngine:
         """Run the after-callbacks on ``result``; the result the guest gets."""
         chain = self._after[regs[0]]
         if chain is not None:
-            result = self._run_after(chain, regs, result)
+            self._regs = regs
+            self._phase = "after"
+            self._result = result
+            failed = False
+            for hook in chain:
+                if hook.dead:
+                    failed = True
+                    continue
+                self.calls += 1
+                try:
+                    r = hook.fn() if hook.argc == 0 else self._call(hook, regs)
+                except Exception as exc:  # noqa: BLE001 - JSException or an odd value
+                    self._failed(hook, exc, regs[0])
+                    failed = True
+                    continue
+                if r is None:
+                    continue
+                change = self._check(hook, r, False, regs[0])
+                if change is None:
+                    failed = True
+                elif change[1] is not None:
+                    result = self._result = change[1]
+            if failed and self.options.fail_closed:
+                result = -abi.EPERM
         if self._stopped:
             self.resume_threads()
-        if self._state_used:
+        if self._states:
             self._drop_state()
-        return result
-
-    def _run_after(self, chain: tuple[Hook, ...], regs: list[int], result: int) -> int:
-        self._regs = regs
-        self._phase = "after"
-        self._result = result
-        nr = regs[0]
-        failed = False
-        for hook in chain:
-            if hook.dead:
-                failed = True
-                continue
-            self.calls += 1
-            try:
-                r = hook.fn() if hook.argc == 0 else self._call(hook, regs)
-            except Exception as exc:  # noqa: BLE001 - JSException or an odd value
-                self._failed(hook, exc, nr)
-                failed = True
-                continue
-            if r is None:
-                continue
-            change = self._check(hook, r, False, nr)
-            if change is None:
-                failed = True
-            elif change[1] is not None:
-                result = self._result = change[1]
-        if failed and self.options.fail_closed:
-            return -abi.EPERM
         return result
 
     def _call(self, hook: Hook, regs: list[int]) -> Any:
@@ -524,7 +519,7 @@ class HookEngine:
         self._parked.pop(task.tid, None)
         if self._stopped:
             self.resume_threads()
-        if self._state_used:
+        if self._states:
             self._drop_state()
 
     def _again(self, task: Task, regs: list[int]) -> list[int] | None:
@@ -537,7 +532,10 @@ class HookEngine:
         return saved[1]
 
     def _drop_state(self) -> None:
-        self._state_used = False
+        """The call in progress ended: forget its ctx.state, if it has one."""
+        if self._call_id not in self._states:
+            return
+        self._states.discard(self._call_id)
         self.calls += 1
         try:
             self._js_drop_state(self._call_id)
@@ -569,7 +567,7 @@ class HookEngine:
         if name == "call":
             return number(self._call_id)
         if name == "keep":
-            self._state_used = True
+            self._states.add(self._call_id)
             return 0
         after = self._phase == "after"
         ret, errno = _ret_errno(self._result) if after else (None, None)

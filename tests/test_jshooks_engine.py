@@ -330,3 +330,16 @@ def test_no_argument_makes_the_api_raise_into_the_sentry(
     assert booted.output[-1:] == ["ran"]
     assert not [r for r in caplog.records if r.name == "pysentry.jshooks"]
     assert not booted.reports, booted.reports
+
+
+def test_call_state_is_dropped_when_the_call_ends(booted: Booted) -> None:
+    engine = booted.engine(
+        "hooks.before('getppid', (a0, a1, a2, a3, a4, a5, ctx) => { ctx.state.n = 1; });"
+        "hooks.after('getppid', (a0, a1, a2, a3, a4, a5, ctx) => {"
+        "  print('state', ctx.state.n); });"
+    )
+    booted.call(GETPPID)
+    booted.call(GETPPID)
+    assert booted.output == ["state 1", "state 1"]
+    assert not engine._states
+    assert engine._ctx.eval("1") == 1
