@@ -147,7 +147,34 @@ def test_big_values_can_be_returned_as_bigint(probe: Path, tmp_path: Path) -> No
     assert result.stdout == f"getppid {2**40}\n"
 
 
+def test_null_changes_nothing(probe: Path, tmp_path: Path) -> None:
+    script = """
+    hooks.before("getppid", () => null);
+    hooks.after("getppid", () => null);
+    """
+    result = run_hooks(probe, ["getppid"], script, tmp_path)
+    assert result.stdout == "getppid 0\n"
+    assert result.stderr == ""
+
+
 # --- several hooks, removal, wildcards ----------------------------------------
+
+
+def test_scripts_and_config_stack_each_in_its_own_scope(
+    probe: Path, tmp_path: Path
+) -> None:
+    first = tmp_path / "first.js"
+    second = tmp_path / "second.js"
+    config = tmp_path / "conf.json"
+    first.write_text("function cb() { print('first'); }\nhooks.before(110, cb);\n")
+    second.write_text("function cb() { print('second'); }\nhooks.before(110, cb);\n")
+    config.write_text(
+        '{"callbacks": [{"sysno": 110, "type": "before", "entry-point": "cb",'
+        ' "source": "function cb() { print(\'config\'); }"}]}'
+    )
+    opts = ["--hooks", str(first), "--config", str(config), "--hooks", str(second)]
+    result = run_sandbox(probe, ["getppid"], opts)
+    assert result.stderr.splitlines() == ["first", "second", "config"]
 
 
 def test_stacked_hooks_run_in_order_each_seeing_the_previous_change(
