@@ -208,6 +208,8 @@ class HookEngine:
         self._context: Any = None
 
         # The context, its limits, the natives and the prelude.
+        # TODO: a deterministic mode must also seed Math.random and fix Date
+        # for scripts; both come from the host today.
         self._ctx = quickjs.Context()
         self._ctx.set_memory_limit(self.options.memory_limit)
         self._ctx.set_max_stack_size(self.options.stack_size)
