@@ -781,6 +781,17 @@ def test_ionice_of_a_missing_process_fails():
     assert assert_same(BUSYBOX, ["ionice", "-p", "99999"]).returncode == 1
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["limits", "uid_map", "gid_map", "setgroups", "personality", "oom_score_adj",
+     "coredump_filter", "wchan"],
+)
+@needs_busybox
+def test_proc_self_files_read_as_on_linux(name):
+    """limits shows the inherited limits; the rest are Linux's defaults."""
+    assert busybox_same("cat", f"/proc/self/{name}")
+
+
 @needs_busybox
 def test_shell_ulimit_shows_the_inherited_limits():
     assert "open files" in busybox_same("sh", "-c", "ulimit -a")

@@ -399,6 +399,11 @@ def _parse_number(name: str) -> int | None:
     return int(name)
 
 
+def _identity_map(proc: Process, task: Task | None) -> str:
+    """uid_map and gid_map of the initial user namespace."""
+    return f"{0:>10} {0:>10} {0xFFFFFFFF:>10}\n"
+
+
 class PidDir(ProcDir):
     """/proc/PID, /proc/PID/task/TID, or /proc/TID of a non-leader thread.
 
@@ -432,6 +437,7 @@ class PidDir(ProcDir):
                 "stat", lambda p, t: proctext.stat_line(kernel, p, t)
             ),
             "statm": lambda: self._file("statm", lambda p, t: proctext.statm_line(p)),
+            "limits": lambda: self._file("limits", lambda p, t: proctext.limits_text(p)),
             "maps": lambda: self._file("maps", lambda p, t: p.mm.maps_text()),
             "cwd": lambda: self._link("cwd", lambda p: p.fs.cwd.path),
             "root": lambda: self._link("root", lambda p: p.fs.root.path),
@@ -446,6 +452,23 @@ class PidDir(ProcDir):
                 write_errno=abi.EPERM,
             ),
             "sessionid": lambda: self._file("sessionid", lambda p, t: str(AUDIT_UNSET)),
+            # No user namespace: every id maps to itself, as in the initial one.
+            "uid_map": lambda: self._file("uid_map", _identity_map, OWNER_WRITABLE),
+            "gid_map": lambda: self._file("gid_map", _identity_map, OWNER_WRITABLE),
+            "setgroups": lambda: self._file(
+                "setgroups", lambda p, t: "allow\n", OWNER_WRITABLE
+            ),
+            # Settings the sentry keeps at Linux's defaults.
+            "personality": lambda: self._file(
+                "personality", lambda p, t: "00000000\n", PRIVATE_FILE
+            ),
+            "oom_score_adj": lambda: self._file(
+                "oom_score_adj", lambda p, t: "0\n", OWNER_WRITABLE
+            ),
+            "coredump_filter": lambda: self._file(
+                "coredump_filter", lambda p, t: "00000033\n", OWNER_WRITABLE
+            ),
+            "wchan": lambda: self._file("wchan", lambda p, t: "0"),
             "mountinfo": lambda: self._file(
                 "mountinfo", lambda p, t: proctext.mountinfo_text(kernel)
             ),

@@ -182,6 +182,34 @@ def stat_line(kernel: Kernel, proc: Process, task: Task | None) -> str:
     return " ".join(str(f) for f in fields) + "\n"
 
 
+# The rows of /proc/PID/limits: name and unit of each resource, in order.
+_LIMIT_ROWS = [
+    ("Max cpu time", "seconds"), ("Max file size", "bytes"),
+    ("Max data size", "bytes"), ("Max stack size", "bytes"),
+    ("Max core file size", "bytes"), ("Max resident set", "bytes"),
+    ("Max processes", "processes"), ("Max open files", "files"),
+    ("Max locked memory", "bytes"), ("Max address space", "bytes"),
+    ("Max file locks", "locks"), ("Max pending signals", "signals"),
+    ("Max msgqueue size", "bytes"), ("Max nice priority", ""),
+    ("Max realtime priority", ""), ("Max realtime timeout", "us"),
+]
+
+
+def limits_text(proc: Process) -> str:
+    """/proc/PID/limits, laid out as fs/proc/base.c prints it."""
+    from sentry.syscalls.identity import process_limit
+
+    def value(v: int) -> str:
+        return "unlimited" if v == abi.RLIM_INFINITY else str(v)
+
+    lines = [f"{'Limit':<25} {'Soft Limit':<20} {'Hard Limit':<20} {'Units':<10}"]
+    for resource, (name, unit) in enumerate(_LIMIT_ROWS):
+        soft, hard = process_limit(proc, resource)
+        row = f"{name:<25} {value(soft):<20} {value(hard):<20} "
+        lines.append(row + (f"{unit:<10}" if unit else ""))
+    return "\n".join(lines) + "\n"
+
+
 def statm_line(proc: Process) -> str:
     """/proc/PID/statm: sizes in pages; the sentry knows only the total."""
     pages = proc.mm.mapped_bytes() // abi.PAGE_SIZE

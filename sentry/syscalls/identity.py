@@ -19,7 +19,7 @@ from sentry.syscalls.args import encode, s32
 from sentry.syscalls.table import missing, syscall
 
 if TYPE_CHECKING:
-    from sentry.task import Task
+    from sentry.task import Process, Task
 
 # --- credentials -------------------------------------------------------------
 
@@ -247,12 +247,17 @@ def host_limits() -> dict[int, tuple[int, int]]:
     return limits
 
 
-def _get_limit(t: Task, resource: int) -> tuple[int, int]:
+def process_limit(proc: Process, resource: int) -> tuple[int, int]:
+    """The soft and hard limit ``proc`` has for ``resource``."""
     unlimited = (abi.RLIM_INFINITY, abi.RLIM_INFINITY)
-    limits = t.process.rlimits.get(resource, host_limits().get(resource, unlimited))
+    limits = proc.rlimits.get(resource, host_limits().get(resource, unlimited))
     if resource == abi.RLIMIT_NOFILE:
-        return t.process.fds.limit, limits[1]
+        return proc.fds.limit, limits[1]
     return limits
+
+
+def _get_limit(t: Task, resource: int) -> tuple[int, int]:
+    return process_limit(t.process, resource)
 
 
 def _set_limit(t: Task, resource: int, soft: int, hard: int) -> None:
