@@ -442,18 +442,25 @@ class HookEngine:
 
     def _call(self, hook: Hook, regs: list[int]) -> Any:
         """Call ``hook`` with the arguments it declares (and the context)."""
-        _, a0, a1, a2, a3, a4, a5, _ = regs
         n = hook.argc
-        if a0 | a1 | a2 | a3 | a4 | a5 < _INT32:
-            # Every value fits in 31 bits: they cross as they are.
-            if n == 7:
-                return hook.fn(a0, a1, a2, a3, a4, a5, self._context)
-            if n == 6:
-                return hook.fn(a0, a1, a2, a3, a4, a5)
-            return hook.fn(*regs[1 : n + 1])
-
-        # Some value does not: convert them (once for both phases).
         if regs is not self._converted_regs:
+            _, a0, a1, a2, a3, a4, a5, _ = regs
+            if (
+                a0 < _INT32
+                and a1 < _INT32
+                and a2 < _INT32
+                and a3 < _INT32
+                and a4 < _INT32
+                and a5 < _INT32
+            ):
+                # Every value fits in 31 bits: they cross as they are.
+                if n == 7:
+                    return hook.fn(a0, a1, a2, a3, a4, a5, self._context)
+                if n == 6:
+                    return hook.fn(a0, a1, a2, a3, a4, a5)
+                return hook.fn(*regs[1 : n + 1])
+
+            # Some value does not: convert them, once for both phases.
             self._converted = self._convert(regs)
             self._converted_regs = regs
         values, big = self._converted
@@ -462,6 +469,8 @@ class HookEngine:
             return self._js_call_big(hook.fn, n, *values)
         if n == 7:
             return hook.fn(*values, self._context)
+        if n == 6:
+            return hook.fn(*values)
         return hook.fn(*values[:n])
 
     def _convert(self, regs: list[int]) -> tuple[list[Any], bool]:
