@@ -67,7 +67,7 @@ NATIVE_PREFIX = "__pysentry_"
 
 # Each script is evaluated with its first line moved to a multiple of this,
 # so a line number in a JavaScript stack names the script it belongs to.
-SCRIPT_LINES = 100_000
+SCRIPT_LINES = 10_000
 _WRAPPER = "(function () {"
 
 _MASK64 = (1 << 64) - 1
