@@ -69,11 +69,6 @@
     return Number.isSafeInteger(n) ? n : BigInt(text);
   }
 
-  // A register value from Python: a Number, or decimal text for a BigInt.
-  function big(v) {
-    return typeof v === "string" ? BigInt(v) : v;
-  }
-
   // v as a signed 64-bit value (a Number when exact, else a BigInt), or
   // undefined when v is not an integer in [-2**63, 2**64).
   function int64(v) {
@@ -155,17 +150,6 @@
     const parts = new Array(arr.length);
     for (let i = 0; i < arr.length; i++) parts[i] = HEX[arr[i]];
     return parts.join("");
-  }
-
-  function errorText(e) {
-    let head;
-    try {
-      head = e instanceof Error ? `${e.name}: ${e.message}` : `uncaught value ${describe(e)}`;
-    } catch (ignored) {
-      head = "an exception that cannot be shown";
-    }
-    const stack = e instanceof Error && typeof e.stack === "string" ? e.stack : "";
-    return stack ? `${head}\n${stack}` : head;
   }
 
   // --- registration ---------------------------------------------------------
