@@ -45,7 +45,7 @@ from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 from unicorn.unicorn_py3 import unicorn as _ucmod
 
-from sentry import abi
+from sentry import abi, preempt
 from sentry.errors import GuestFault, KernelBug
 
 _lib = ctypes.PyDLL(_ucmod.uclib._name)
@@ -160,6 +160,7 @@ class Cpu:
         self._out = ctypes.c_uint64()
         self._out_ref = ctypes.byref(self._out)
         self._syscall_cb: object = None
+        self._budget: preempt.BlockBudget | None = None
         self.syscall_handler: Callable[[list[int]], int | None] | None = None
         # The task whose registers are in the CPU now (threads take turns).
         self.resident: object = None
@@ -242,8 +243,20 @@ class Cpu:
         _emu_stop(self._handle)
 
     def run(self, rip: int, timeout_us: int = 0) -> None:
-        """Run from ``rip`` until stopped; raise GuestFault on a CPU fault."""
+        """Run from ``rip`` until stopped; raise GuestFault on a CPU fault.
+
+        A ``timeout_us`` ends the run after about that long, between two
+        instructions (see :mod:`sentry.preempt`).
+        """
         self.fault = None
+        budget = self._budget
+        if timeout_us and preempt.available():
+            if budget is None:
+                budget = self._budget = preempt.BlockBudget(self._handle)
+            budget.arm(timeout_us)
+            timeout_us = 0
+        elif budget is not None:
+            budget.disarm()
         status = _emu_start(
             self._handle,
             ctypes.c_uint64(rip),
@@ -251,6 +264,8 @@ class Cpu:
             ctypes.c_uint64(timeout_us),
             ctypes.c_size_t(0),
         )
+        if budget is not None:
+            budget.account()
         if self.fault is not None:
             raise GuestFault(*self.fault)
         if status:
