@@ -35,9 +35,9 @@ from unicorn.x86_const import UC_X86_REG_RIP, UC_X86_REG_RSP
 
 from sentry import abi, signals
 from sentry.errors import GuestFault, KernelBug, SyscallError
-from sentry.mm import AddressSpace
 from sentry.futex import FutexTable
-from sentry.sched import TIME_SLICE_US, Scheduler
+from sentry.mm import AddressSpace
+from sentry.sched import Scheduler
 from sentry.syscalls.mm import SharedFileMaps
 from sentry.syscalls.table import Syscall, default_table
 from sentry.task import Credentials, FdTable, FsContext, Process, Task
@@ -457,7 +457,7 @@ class Kernel:
             rip = cpu.read_reg(UC_X86_REG_RIP)
         task.resume_rip = None
         self.current = task
-        timeout = TIME_SLICE_US if self.sched.others_runnable else 0
+        timeout = self.sched.slice_us()
         try:
             cpu.run(rip, timeout)
         except GuestFault as fault:

@@ -15,13 +15,26 @@ A parked task re-executes its syscall from the start when it runs again: the
 dispatcher left its RIP on the ``syscall`` instruction and its registers as
 they were. A wakeup may be spurious; the syscall then simply waits again.
 
+Besides parked tasks the scheduler keeps *timers*: callbacks due at a time
+of the monotonic clock that belong to no task (ITIMER_REAL, see
+:mod:`sentry.timers`). Every choice of the next task first runs the timers
+and wakes the sleepers whose deadline has passed.
+
+A task runs until it blocks or its time slice ends. The slice is limited
+(Unicorn's ``emu_start`` timeout, see :meth:`Scheduler.slice_us`) whenever
+something else could need the CPU: another runnable task, a deadline of a
+sleeper or a timer (the slice then ends at that deadline), or a task waiting
+on a host descriptor (polled without waiting between slices). A task alone
+with nothing pending runs without a limit, which costs nothing.
+
 When nothing is runnable the scheduler sleeps in the host's ``select`` on the
 host descriptors tasks wait for, until the nearest deadline. When nothing is
 runnable and nothing can ever wake anybody, the sandbox is deadlocked and
 :meth:`Scheduler.next` returns None.
 
 The order is deterministic given the same sequence of events: a FIFO run
-queue, wakeups in registration order, deadlines by time then by task id.
+queue, wakeups in registration order, deadlines by time then by task id,
+timers by time then by the order they were set.
 """
 
 from __future__ import annotations
@@ -29,7 +42,8 @@ from __future__ import annotations
 import select
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -42,6 +56,8 @@ if TYPE_CHECKING:
 # How long a task may run while others are runnable, in microseconds. Unicorn
 # pays for a timer thread on each time-limited run, so slices are long.
 TIME_SLICE_US = 20_000
+# The shortest slice given to a task that runs until a nearby deadline.
+MIN_SLICE_US = 1_000
 
 
 @attrs.define(eq=False)
@@ -54,10 +70,19 @@ class _Parked:
     waker: Callable[[], None]
 
 
+@attrs.define(eq=False)
+class _Timer:
+    deadline_ns: int
+    order: int
+    fire: Callable[[int], None]
+
+
 class Scheduler:
     def __init__(self, monotonic_ns: Callable[[], int]) -> None:
         self._runq: deque[Task] = deque()
         self._waiting: dict[int, _Parked] = {}  # by tid
+        self._timers: dict[object, _Timer] = {}
+        self._timer_order = 0
         self._now = monotonic_ns
 
     # --- queues --------------------------------------------------------------
@@ -110,6 +135,39 @@ class Scheduler:
     def others_runnable(self) -> bool:
         return bool(self._runq)
 
+    # --- timers --------------------------------------------------------------
+
+    def add_timer(self, key: object, deadline_ns: int,
+                  fire: Callable[[int], None]) -> None:
+        """Call ``fire(now)`` once the clock reaches ``deadline_ns``.
+
+        Replaces the timer set earlier under the same ``key``.
+        """
+        self._timer_order += 1
+        self._timers[key] = _Timer(deadline_ns, self._timer_order, fire)
+
+    def cancel_timer(self, key: object) -> None:
+        self._timers.pop(key, None)
+
+    def slice_us(self) -> int:
+        """How long the task about to run may run, in microseconds (0: no
+        limit); see the module docstring."""
+        if self._runq:
+            return TIME_SLICE_US
+        deadline = self._nearest_deadline()
+        if deadline is not None:
+            left_us = (deadline - self._now()) // 1000
+            return min(max(left_us, MIN_SLICE_US), TIME_SLICE_US)
+        if any(p.host_fd is not None for p in self._waiting.values()):
+            return TIME_SLICE_US
+        return 0
+
+    def _nearest_deadline(self) -> int | None:
+        deadlines = [p.deadline_ns for p in self._waiting.values()
+                     if p.deadline_ns is not None]
+        deadlines.extend(t.deadline_ns for t in self._timers.values())
+        return min(deadlines, default=None)
+
     # --- choosing ------------------------------------------------------------
 
     def next(self) -> Task | None:
@@ -117,14 +175,26 @@ class Scheduler:
         while True:
             self._expire_deadlines()
             if self._runq:
+                if any(p.host_fd is not None for p in self._waiting.values()):
+                    self._wait_on_host(poll_only=True)
                 return self._runq.popleft()
-            if not self._waiting:
+            if not self._waiting and not self._timers:
                 return None
             if not self._wait_on_host():
                 return None
 
     def _expire_deadlines(self) -> None:
         now = self._now()
+        if self._timers:
+            timers = sorted(
+                ((key, t) for key, t in self._timers.items() if t.deadline_ns <= now),
+                key=lambda item: (item[1].deadline_ns, item[1].order),
+            )
+            for key, timer in timers:
+                # Each fires once; it may set itself again for its next period.
+                if self._timers.get(key) is timer:
+                    del self._timers[key]
+                timer.fire(now)
         due = sorted(
             (p for p in self._waiting.values()
              if p.deadline_ns is not None and p.deadline_ns <= now),
@@ -133,25 +203,27 @@ class Scheduler:
         for parked in due:
             self.make_runnable(parked.task)
 
-    def _wait_on_host(self) -> bool:
-        """Sleep until a host descriptor is ready or a deadline passes.
+    def _wait_on_host(self, poll_only: bool = False) -> bool:
+        """Sleep until a host descriptor is ready or a deadline passes; with
+        ``poll_only``, only wake the tasks whose descriptors are ready now.
 
         Returns False when nothing at all can wake any task (a deadlock).
         """
         readers: dict[int, list[_Parked]] = {}
         writers: dict[int, list[_Parked]] = {}
-        deadlines = [p.deadline_ns for p in self._waiting.values()
-                     if p.deadline_ns is not None]
+        deadline = self._nearest_deadline()
         for parked in self._waiting.values():
             if parked.host_fd is None:
                 continue
             side = writers if parked.events & abi.POLLOUT else readers
             side.setdefault(parked.host_fd, []).append(parked)
-        if not readers and not writers and not deadlines:
+        if not readers and not writers and deadline is None:
             return False
         timeout = None
-        if deadlines:
-            timeout = max(0.0, (min(deadlines) - self._now()) / 1e9)
+        if poll_only:
+            timeout = 0.0
+        elif deadline is not None:
+            timeout = max(0.0, (deadline - self._now()) / 1e9)
         if readers or writers:
             try:
                 r, w, _x = select.select(list(readers), list(writers), [], timeout)

@@ -184,6 +184,8 @@ class Process:
     rusage_children_ns: int = 0
     # Process-directed signals not yet taken by a thread (SigInfo).
     shared_pending: list[Any] = attrs.Factory(list)
+    # ITIMER_REAL (alarm, setitimer) while armed: a sentry.timers.ITimer.
+    itimer_real: Any = None
 
     def fds_shared(self) -> bool:
         return self.fds.users > 1

@@ -78,9 +78,19 @@ def build_table(families: list[list[Syscall]]) -> list[Syscall]:
 
 
 def default_table() -> list[Syscall]:
-    from sentry.syscalls import fd, file, futex, identity, mm, process, signal, time
+    from sentry.syscalls import (
+        fd,
+        file,
+        futex,
+        identity,
+        mm,
+        process,
+        signal,
+        time,
+        timers,
+    )
 
     return build_table(
         [file.SYSCALLS, fd.SYSCALLS, mm.SYSCALLS, process.SYSCALLS, identity.SYSCALLS,
-         time.SYSCALLS, signal.SYSCALLS, futex.SYSCALLS]
+         time.SYSCALLS, signal.SYSCALLS, futex.SYSCALLS, timers.SYSCALLS]
     )
