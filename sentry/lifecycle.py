@@ -33,7 +33,7 @@ from unicorn.x86_const import (
     UC_X86_REG_RSP,
 )
 
-from sentry import abi
+from sentry import abi, signals, timers
 from sentry.errors import LoadError, SyscallError
 from sentry.mm import AddressSpace, HostBuffer
 from sentry.task import FsContext, Process, SigAction, Task
@@ -208,21 +208,42 @@ def _end_process(kernel: Kernel, proc: Process, wait_status: int) -> None:
     proc.zombie = True
     proc.fds_release()
     kernel.release_vfork_parent(proc)
+    timers.process_ended(kernel, proc)
 
-    # Orphans go to the first process; the parent hears of the death.
+    # Orphans go to the first process, which hears of those already dead.
     init = kernel.find_process(1)
     for child in kernel.children_of(proc.pid):
         child.ppid = 1
-        if child.zombie and init is not None:
-            init.child_waiters.notify()
+        child.exit_signal = abi.SIGCHLD
+        if child.zombie and init is not None and init is not proc:
+            _notify_parent(kernel, child, init)
     parent = kernel.find_process(proc.ppid)
     if parent is None or parent is proc:
         kernel.reap(proc)
     else:
-        if proc.exit_signal:
-            kernel.send_signal(parent, proc.exit_signal, child=proc)
-        parent.child_waiters.notify()
+        _notify_parent(kernel, proc, parent)
     kernel.process_ended(proc)
+
+
+def _notify_parent(kernel: Kernel, child: Process, parent: Process) -> None:
+    """Tell ``parent`` that ``child`` is a zombie; reap it if nobody will wait.
+
+    A parent that ignores SIGCHLD, or set SA_NOCLDWAIT, leaves no zombies
+    behind: "the children [...] will not be transformed into zombies"
+    - sigaction(2). SA_NOCLDWAIT alone still sends the signal.
+    """
+    signo = child.exit_signal
+    action = parent.sigactions[abi.SIGCHLD]
+    autoreap = signo == abi.SIGCHLD and (
+        action.handler == signals.SIG_IGN or bool(action.flags & signals.SA_NOCLDWAIT)
+    )
+    if autoreap and action.handler == signals.SIG_IGN:
+        signo = 0
+    if signo:
+        kernel.send_signal(parent, signo, child=child)
+    if autoreap:
+        kernel.reap(child)
+    parent.child_waiters.notify()
 
 
 # --- execve --------------------------------------------------------------------
