@@ -98,8 +98,12 @@ class SigInfo:
     uid: int = 0
     addr: int = 0
     status: int = 0
+    # The whole siginfo as rt_sigqueueinfo's caller wrote it (si_value ...).
+    raw: bytes | None = None
 
     def pack(self) -> bytes:
+        if self.raw is not None:
+            return struct.pack("<i", self.signo) + self.raw[4:SIGINFO_SIZE]
         head = struct.pack("<iii4x", self.signo, 0, self.code)
         if self.signo in (abi.SIGSEGV, abi.SIGBUS, abi.SIGILL, abi.SIGFPE) and (
             self.code > 0
@@ -212,6 +216,8 @@ def deliver(kernel: Kernel, task: Task, in_syscall_rip: int | None,
     """
     from sentry import lifecycle
 
+    # Like Linux, take every deliverable signal now: each handler's frame goes
+    # on top of the previous one, so the last signal taken runs first.
     while True:
         info = next_signal(task)
         if info is None:
@@ -227,22 +233,28 @@ def deliver(kernel: Kernel, task: Task, in_syscall_rip: int | None,
             status = info.signo | (0x80 if kind == "core" else 0)
             lifecycle.exit_group(kernel, task, status)
             return True
-        _enter_handler(kernel, task, info, action, in_syscall_rip, syscall_result,
-                       restartable)
-        return False
+        if not _enter_handler(kernel, task, info, action, in_syscall_rip,
+                              syscall_result, restartable):
+            return True
+        # What the syscall returns is in the first frame now.
+        syscall_result, restartable = None, False
 
 
 def _enter_handler(kernel: Kernel, task: Task, info: SigInfo, action: object,
                    in_syscall_rip: int | None, syscall_result: int | None,
-                   restartable: bool) -> None:
+                   restartable: bool) -> bool:
+    """Build the frame and point the CPU at the handler; False if the task
+    was killed instead (no room for the frame)."""
     cpu = task.mm.cpu
     regs = cpu.save_gp()
     names = dict(zip(GP_REGS, range(len(GP_REGS)), strict=True))
     rip_i, rax_i = names[UC_X86_REG_RIP], names[UC_X86_REG_RAX]
 
-    # Where the interrupted code goes on after the handler returns.
+    # Where the interrupted code goes on after the handler returns: inside the
+    # syscall hook Unicorn adds 2 to RIP when the hook returns (RIP is on the
+    # syscall instruction, or where rt_sigreturn or an earlier frame put it).
     if in_syscall_rip is not None:
-        regs[rip_i] = in_syscall_rip + 2
+        regs[rip_i] += 2
         if syscall_result is not None:
             regs[rax_i] = syscall_result & 0xFFFFFFFFFFFFFFFF
     if restartable:
@@ -255,7 +267,7 @@ def _enter_handler(kernel: Kernel, task: Task, info: SigInfo, action: object,
     # Choose the stack: the alternate one for SA_ONSTACK unless already on it.
     rsp = regs[names[UC_X86_REG_RSP]]
     ss_sp, ss_flags, ss_size = task.altstack
-    on_alt = ss_size and ss_sp <= rsp < ss_sp + ss_size
+    on_alt = ss_size and ss_sp < rsp <= ss_sp + ss_size
     if action.flags & SA_ONSTACK and not ss_flags & SS_DISABLE and not on_alt:  # type: ignore[attr-defined]
         sp = ss_sp + ss_size
     else:
@@ -290,7 +302,7 @@ def _enter_handler(kernel: Kernel, task: Task, info: SigInfo, action: object,
         from sentry import lifecycle
 
         lifecycle.exit_group(kernel, task, abi.SIGSEGV | 0x80)
-        return
+        return False
 
     # Block what the action says, then enter the handler.
     if not action.flags & SA_NODEFER:  # type: ignore[attr-defined]
@@ -311,6 +323,7 @@ def _enter_handler(kernel: Kernel, task: Task, info: SigInfo, action: object,
     else:
         cpu.write_reg(UC_X86_REG_RIP, handler)
         task.resume_rip = handler
+    return True
 
 
 def sigreturn(kernel: Kernel, task: Task) -> int:

@@ -501,6 +501,7 @@ SIGNATURES: dict[str, Signature] = {
     "rt_sigsuspend": sig(in_struct(sigset(1)), ULONG),
     "rt_sigtimedwait": sig(in_struct(sigset(3)), out_struct(siginfo), TIMESPEC, ULONG),
     "rt_sigqueueinfo": sig(INT, SIGNAL, in_struct(siginfo)),
+    "rt_tgsigqueueinfo": sig(INT, INT, SIGNAL, in_struct(siginfo)),
     "rt_sigreturn": NONE,
     "sigaltstack": sig(in_struct(stack_t), out_struct(stack_t)),
     "signalfd": sig(FD, in_struct(sigset(2)), ULONG),

@@ -8,14 +8,15 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from sentry import abi
+from unicorn.x86_const import UC_X86_REG_RSP
+
+from sentry import abi, signals
 from sentry.errors import SyscallError
 from sentry.syscalls.args import s32
-from sentry import signals
 from sentry.syscalls.table import syscall
 from sentry.syscalls.time import read_timespec
-from vfs.wait import WouldBlock
 from sentry.task import SigAction
+from vfs.wait import WouldBlock
 
 if TYPE_CHECKING:
     from sentry.task import Task
@@ -136,8 +137,18 @@ def rt_sigtimedwait(t: Task, set_: int, info: int, timeout: int, size: int,
 def sigaltstack(t: Task, ss: int, old: int, *_: int) -> int:
     """sigaltstack(2)."""
     sp, flags, size = t.altstack
+
+    # SS_ONSTACK is not a setting but a report: the thread runs on the stack.
+    rsp = t.mm.cpu.read_reg(UC_X86_REG_RSP)
+    on_stack = size and sp < rsp <= sp + size
+    if on_stack:
+        flags |= SS_ONSTACK
     new = None
     if ss:
+        # "EPERM: An attempt was made to change the alternate signal stack
+        # while it was active" - sigaltstack(2).
+        if on_stack:
+            raise SyscallError(abi.EPERM)
         nsp, nflags, _pad, nsize = struct.unpack("<QiiQ", t.mm.read(ss, 24))
         if nflags & ~(SS_DISABLE | (1 << 31)):
             raise SyscallError(abi.EINVAL)
@@ -218,18 +229,42 @@ def tkill(t: Task, tid: int, signo: int, *_: int) -> int:
     return 0
 
 
+def _queued_info(t: Task, signo: int, info: int, pid: int) -> signals.SigInfo:
+    """The siginfo a sigqueue caller supplies, as rt_sigqueueinfo checks it."""
+    raw = t.mm.read(info, signals.SIGINFO_SIZE)
+    code = struct.unpack_from("<i", raw, 8)[0]
+
+    # "the caller cannot pretend to be the kernel or kill(2)" unless it signals
+    # itself: si_code must be negative (SI_QUEUE ...) - rt_sigqueueinfo(2).
+    if (code >= 0 or code == signals.SI_TKILL) and pid != t.process.pid:
+        raise SyscallError(abi.EPERM)
+    return signals.SigInfo(signo, code, raw=raw)
+
+
 def rt_sigqueueinfo(t: Task, pid: int, signo: int, info: int, *_: int) -> int:
     """rt_sigqueueinfo(2)."""
     pid, signo = s32(pid), s32(signo)
     _check_signo(signo)
-    code = struct.unpack("<i", t.mm.read(info + 8, 4))[0]
-    if code >= 0 and pid != t.process.pid:
-        raise SyscallError(abi.EPERM)
+    queued = _queued_info(t, signo, info, pid)
     proc = t.process.kernel.find_process(pid)
     if proc is None or proc.zombie:
         raise SyscallError(abi.ESRCH)
     if signo:
-        signals.send_to_process(t.process.kernel, proc, _info(t, signo, code))
+        signals.send_to_process(t.process.kernel, proc, queued)
+    return 0
+
+
+def rt_tgsigqueueinfo(t: Task, tgid: int, tid: int, signo: int, info: int,
+                      *_: int) -> int:
+    """rt_tgsigqueueinfo(2)."""
+    tgid, tid, signo = s32(tgid), s32(tid), s32(signo)
+    if tgid <= 0 or tid <= 0:
+        raise SyscallError(abi.EINVAL)
+    _check_signo(signo)
+    queued = _queued_info(t, signo, info, tgid)
+    target = _thread(t, tid, tgid)
+    if signo:
+        signals.send_to_task(t.process.kernel, target, queued)
     return 0
 
 
@@ -249,6 +284,7 @@ SYSCALLS = [
     syscall("pause", pause),
     syscall("rt_sigtimedwait", rt_sigtimedwait),
     syscall("rt_sigqueueinfo", rt_sigqueueinfo),
+    syscall("rt_tgsigqueueinfo", rt_tgsigqueueinfo),
     syscall("kill", kill, "stop and continue signals are ignored until job control",
             partial=True),
     syscall("tkill", tkill),
