@@ -170,6 +170,13 @@ def send_to_process(kernel: Kernel, proc: Process, info: SigInfo) -> None:
             break
 
 
+def broken_pipe(task: Task) -> None:
+    """A write found no reader: SIGPIPE for the writer's process."""
+    proc = task.process
+    info = SigInfo(abi.SIGPIPE, SI_USER, proc.pid, proc.creds.uid)
+    send_to_process(proc.kernel, proc, info)
+
+
 def _wake(kernel: Kernel, task: Task, signo: int) -> None:
     blocked = task.sigmask & bit(signo) and signo not in (abi.SIGKILL, abi.SIGSTOP)
     if blocked and not task.waiting_for_signals & bit(signo):
@@ -258,7 +265,12 @@ def _enter_handler(kernel: Kernel, task: Task, info: SigInfo, action: object,
         if syscall_result is not None:
             regs[rax_i] = syscall_result & 0xFFFFFFFFFFFFFFFF
     if restartable:
-        if action.flags & SA_RESTART:  # type: ignore[attr-defined]
+        if task.io_done:
+            # A write that moved data returns how much, restart or not.
+            regs[rip_i] += 2
+            regs[rax_i] = task.io_done
+            task.io_done = 0
+        elif action.flags & SA_RESTART:  # type: ignore[attr-defined]
             pass  # RIP and RAX still name the syscall: it runs again.
         else:
             regs[rip_i] += 2

@@ -218,6 +218,8 @@ class Task:
     # the futex waiter it queued, or the deadline of a sleep or timed wait.
     futex_waiter: Any = None
     wait_deadline_ns: int | None = None
+    # Bytes a blocking write moved before it had to wait (see vfs.wait).
+    io_done: int = 0
     # Signals generated for this thread and not yet delivered (SigInfo).
     pending: list[Any] = attrs.Factory(list)
     # Woken from a parked syscall by a signal: deliver before it runs again.

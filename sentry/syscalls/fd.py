@@ -5,12 +5,12 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from sentry import abi
+from sentry import abi, signals
 from sentry.errors import SyscallError
 from sentry.syscalls.args import s32, s64
 from sentry.syscalls.table import syscall
-from vfs.wait import WouldBlock
 from vfs.core import OpenFile
+from vfs.wait import WouldBlock
 
 if TYPE_CHECKING:
     from sentry.task import Task
@@ -51,6 +51,32 @@ def _after_write(t: Task, file: OpenFile) -> None:
         maps.after_write(file.inode)
 
 
+def _write_out(t: Task, file: OpenFile, data: bytes) -> int:
+    """Write ``data`` for write(2) and writev(2): the part not yet written.
+
+    A blocking write to a pipe may move part of the data and then wait; the
+    call runs again from the start when the task is woken, and
+    ``t.io_done`` carries how much went out before (see vfs.wait). A write
+    that fails after some progress reports the progress instead. EPIPE also
+    raises SIGPIPE, progress or not, as fs/pipe.c does.
+    """
+    done = t.io_done
+    try:
+        n = file.write(data[done:])
+    except WouldBlock as wait:
+        t.io_done = done + wait.done
+        raise
+    except SyscallError as err:
+        t.io_done = 0
+        if err.errno == abi.EPIPE:
+            signals.broken_pipe(t)
+        if done:
+            return done
+        raise
+    t.io_done = 0
+    return done + n
+
+
 def read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     """read(2)."""
     file = _fd(t, fd)
@@ -71,7 +97,7 @@ def write(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     _writable(file)
     data = t.mm.read(buf, min(count, MAX_RW))
     _before(t, file)
-    n = file.write(data)
+    n = _write_out(t, file, data)
     _after_write(t, file)
     return n
 
@@ -127,7 +153,7 @@ def writev(t: Task, fd: int, iov: int, iovcnt: int, *_: int) -> int:
     _writable(file)
     data = _gather(t, _iovecs(t, iov, iovcnt))
     _before(t, file)
-    n = file.write(data[:MAX_RW])
+    n = _write_out(t, file, data[:MAX_RW])
     _after_write(t, file)
     return n
 
@@ -495,7 +521,23 @@ def sendfile(t: Task, out_fd: int, in_fd: int, off_ptr: int, count: int, *_: int
         data = src.pread(count, off)
     else:
         data = src.read(count)
-    n = dst.write(data) if data else 0
+
+    # Into a full pipe: what did not fit goes back to the source, and the
+    # call waits only when nothing fit.
+    try:
+        n = dst.write(data) if data else 0
+    except WouldBlock as wait:
+        n = wait.done
+        if not n:
+            if not off_ptr:
+                src.seek(-len(data), abi.SEEK_CUR)
+            raise
+    except SyscallError as err:
+        if not off_ptr:
+            src.seek(-len(data), abi.SEEK_CUR)
+        if err.errno == abi.EPIPE:
+            signals.broken_pipe(t)
+        raise
     if off_ptr:
         t.mm.write_u64(off_ptr, off + n)
     elif n < len(data):
