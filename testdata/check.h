@@ -60,6 +60,7 @@ __attribute__((unused)) static const char *errname(int e)
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case EOVERFLOW: return "EOVERFLOW";
 	case EBADFD: return "EBADFD";
+	case ETIMEDOUT: return "ETIMEDOUT";
 	}
 	snprintf(other, sizeof(other), "errno%d", e);
 	return other;

@@ -1,0 +1,227 @@
+"""Processes, threads and signals behave as on Linux.
+
+The programs in testdata/ (procs, signals, threads, exec) are made of named
+scenarios; each scenario runs in a child process of its own and prints a
+section of output that starts with ``== NAME`` and ends with ``-- NAME: <how
+the child ended>``. One native run and one sandboxed run per program and build
+flavour are shared by the tests below, each of which compares one section.
+
+The sandbox's first program is pid 1 of its own pid namespace, so where that
+matters (orphans are re-parented to pid 1) the native run happens as the first
+process of a new pid namespace too, with ``unshare --pid --fork``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from conftest import run_native, run_sandbox, tail
+
+# Seconds one whole program may take; a hang shows as missing sections.
+RUN_TIMEOUT = 90
+
+_SECTION = re.compile(r"^== (\S+)\n(.*?^-- \1: .*?\n)", re.M | re.S)
+
+
+class Runs(NamedTuple):
+    native: dict[str, str]
+    sandboxed: dict[str, str]
+    pid_namespace: bool  # the native run was pid 1 of a pid namespace
+    sandbox_stderr: str
+
+
+def sections(stdout: str) -> dict[str, str]:
+    """The output of each scenario, by name (only the complete ones)."""
+    return {m.group(1): m.group(2) for m in _SECTION.finditer(stdout)}
+
+
+def _as_pid_one() -> list[str] | None:
+    """The command prefix that makes a program pid 1 of a new pid namespace."""
+    unshare = shutil.which("unshare")
+    if unshare is None or os.geteuid() != 0:
+        return None
+    probe = subprocess.run([unshare, "--pid", "--fork", "true"], capture_output=True)
+    return [unshare, "--pid", "--fork"] if probe.returncode == 0 else None
+
+
+def _output(run, *args, **kw) -> tuple[str, str]:
+    """stdout and stderr of a run; a run that hangs keeps what it printed."""
+    try:
+        result = run(*args, timeout=RUN_TIMEOUT, **kw)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout or b""
+        text = out.decode(errors="replace") if isinstance(out, bytes) else out
+        return text, f"timed out after {RUN_TIMEOUT}s"
+    return result.stdout, result.stderr
+
+
+@pytest.fixture(scope="session")
+def scenario_runs(build, tmp_path_factory):
+    """``scenario_runs(program, flavour)``: the sections of both runs, cached."""
+    cache: dict[tuple[str, str], Runs] = {}
+    prefix = _as_pid_one()
+    workdir = tmp_path_factory.mktemp("scenarios")
+
+    def get(program: str, flavour: str) -> Runs:
+        if (program, flavour) not in cache:
+            binary = build(program, flavour)
+            args: list[str] = []
+            if program == "exec":
+                args = [str(workdir / f"exec-{flavour}")]
+            command = [*(prefix or []), str(binary)]
+            native, _ = _output(run_native, command[0], [*command[1:], *args])
+            if args:
+                shutil.rmtree(args[0], ignore_errors=True)
+            sandboxed, stderr = _output(run_sandbox, binary, args)
+            cache[(program, flavour)] = Runs(
+                sections(native), sections(sandboxed), prefix is not None, stderr
+            )
+        return cache[(program, flavour)]
+
+    return get
+
+
+def same_section(runs: Runs, name: str) -> str:
+    """Assert the sandboxed scenario printed what the native one printed."""
+    assert name in runs.native, f"the native run did not complete {name}"
+    assert runs.sandboxed.get(name) == runs.native[name], (
+        f"sandbox stderr:\n{tail(runs.sandbox_stderr)}"
+    )
+    return runs.native[name]
+
+
+# -- processes ---------------------------------------------------------------
+
+
+def test_fork_pipe_and_wait_report_exit_codes(scenario_runs, flavour):
+    out = same_section(scenario_runs("procs", flavour), "fork_pipe_wait")
+    assert "child: exited 12" in out
+
+
+def test_child_killed_by_a_signal_is_reported_as_signaled(scenario_runs, flavour):
+    out = same_section(scenario_runs("procs", flavour), "killed_by_signal")
+    assert "killed SIGPIPE" in out
+
+
+def test_fork_shares_map_shared_and_copies_map_private(scenario_runs, flavour):
+    same_section(scenario_runs("procs", flavour), "mmap_across_fork")
+
+
+def test_wait4_wnohang_returns_zero_then_the_child(scenario_runs, flavour):
+    same_section(scenario_runs("procs", flavour), "wnohang")
+
+
+def test_vfork_parent_waits_for_exit_or_exec(scenario_runs, flavour):
+    same_section(scenario_runs("procs", flavour), "vfork_exit")
+
+
+def test_sigchld_handler_runs_when_a_child_ends(scenario_runs, flavour):
+    same_section(scenario_runs("procs", flavour), "sigchld_handler")
+
+
+def test_orphans_are_reparented_to_pid_one(scenario_runs, flavour):
+    runs = scenario_runs("procs", flavour)
+    if not runs.pid_namespace:
+        pytest.skip("needs root and unshare to run natively as pid 1")
+    out = same_section(runs, "orphan")
+    assert "orphan's parent: 1\n" in out
+
+
+def test_pipe_write_larger_than_the_pipe_waits_for_the_reader(scenario_runs, flavour):
+    same_section(scenario_runs("procs", flavour), "big_pipe_write")
+
+
+# -- signals -----------------------------------------------------------------
+
+
+def test_sa_siginfo_handler_sees_sender_and_code(scenario_runs, flavour):
+    same_section(scenario_runs("signals", flavour), "siginfo")
+
+
+def test_blocked_signal_stays_pending_until_unblocked(scenario_runs, flavour):
+    same_section(scenario_runs("signals", flavour), "pending")
+
+
+def test_sigsegv_handler_recovers_with_siglongjmp(scenario_runs, flavour):
+    same_section(scenario_runs("signals", flavour), "segv_longjmp")
+
+
+def test_blocking_read_gets_eintr_or_restarts_with_sa_restart(scenario_runs, flavour):
+    same_section(scenario_runs("signals", flavour), "eintr_restart")
+
+
+def test_alarm_and_interval_timers_deliver_sigalrm(scenario_runs, flavour):
+    same_section(scenario_runs("signals", flavour), "timers")
+
+
+def test_sa_onstack_handler_runs_on_the_alternate_stack(scenario_runs, flavour):
+    same_section(scenario_runs("signals", flavour), "sigaltstack_onstack")
+
+
+def test_sa_nodefer_and_sa_resethand(scenario_runs, flavour):
+    same_section(scenario_runs("signals", flavour), "handler_flags")
+
+
+# -- threads -----------------------------------------------------------------
+
+
+def test_threads_count_exactly_under_a_mutex_with_tls(scenario_runs, flavour):
+    out = same_section(scenario_runs("threads", flavour), "mutex_tls")
+    assert "shared counter 80000 (expected 80000)" in out
+
+
+def test_condition_variable_queue_hands_over_every_item(scenario_runs, flavour):
+    same_section(scenario_runs("threads", flavour), "condvar")
+
+
+def test_threads_have_distinct_ids(scenario_runs, flavour):
+    same_section(scenario_runs("threads", flavour), "ids")
+
+
+def test_spinning_thread_does_not_starve_the_others(scenario_runs, flavour):
+    same_section(scenario_runs("threads", flavour), "spinner")
+
+
+def test_signals_reach_the_thread_that_does_not_block_them(scenario_runs, flavour):
+    same_section(scenario_runs("threads", flavour), "thread_signals")
+
+
+def test_exit_from_any_thread_ends_the_process(scenario_runs, flavour):
+    same_section(scenario_runs("threads", flavour), "thread_exit")
+
+
+# -- execve ------------------------------------------------------------------
+
+
+def test_execve_runs_shebang_scripts_with_their_interpreter(scenario_runs, flavour):
+    out = same_section(scenario_runs("exec", flavour), "shebang")
+    assert "argv[1] 'argv  and more'" in out
+
+
+def test_execve_errors_enoent_eacces_enoexec(scenario_runs, flavour):
+    out = same_section(scenario_runs("exec", flavour), "errors")
+    for errno in ("ENOENT", "EACCES", "ENOEXEC"):
+        assert f": {errno}\n" in out
+
+
+def test_execve_keeps_pid_fds_mask_and_resets_handlers(scenario_runs, flavour):
+    same_section(scenario_runs("exec", flavour), "inherited")
+
+
+def test_every_scenario_program_covers_all_its_scenarios():
+    """Guard against a scenario added to a program but to no test."""
+    names = set(re.findall(r'same_section\(.*?"(\w+)"\)', _this_source()))
+    for program in ("procs", "signals", "threads", "exec"):
+        source = Path(__file__).parent.parent / "testdata" / f"{program}.c"
+        listed = re.findall(r'\{ "(\w+)", \w+ \}', source.read_text())
+        assert listed and set(listed) <= names, program
+
+
+def _this_source() -> str:
+    return Path(__file__).read_text()
