@@ -151,6 +151,11 @@ def send_to_process(kernel: Kernel, proc: Process, info: SigInfo) -> None:
     """Generate a signal for a process; one of its threads will take it."""
     if proc.zombie:
         return
+    if info.signo == abi.SIGKILL:
+        from sentry import lifecycle
+
+        lifecycle.exit_group(kernel, proc.threads[0], abi.SIGKILL)
+        return
     blocked_everywhere = all(t.sigmask & bit(info.signo) for t in proc.threads)
     if _ignored(proc, info.signo) and not blocked_everywhere:
         return
