@@ -131,7 +131,22 @@ def default_action(signo: int) -> str:
 
 def _ignored(proc: Process, signo: int) -> bool:
     handler = proc.sigactions[signo].handler
+    if handler == SIG_DFL and _unkillable(proc):
+        return True
     return handler == SIG_IGN or (handler == SIG_DFL and signo in DEFAULT_IGNORE)
+
+
+def _unkillable(proc: Process) -> bool:
+    """The first process is the init of the sandbox's pid namespace.
+
+    Linux discards the signals sent to a namespace's init from inside the
+    namespace when init left them at their default action, SIGKILL included
+    ("the only signals that can be sent to process ID 1, the init process,
+    are those for which init has explicitly installed signal handlers"
+    - kill(2)). Every sender is inside the sandbox's namespace. CPU faults
+    are not sent: they still kill it (see Kernel._run_slice).
+    """
+    return proc.pid == 1
 
 
 def send_to_task(kernel: Kernel, task: Task, info: SigInfo) -> None:
@@ -150,11 +165,6 @@ def send_to_task(kernel: Kernel, task: Task, info: SigInfo) -> None:
 def send_to_process(kernel: Kernel, proc: Process, info: SigInfo) -> None:
     """Generate a signal for a process; one of its threads will take it."""
     if proc.zombie:
-        return
-    if info.signo == abi.SIGKILL:
-        from sentry import lifecycle
-
-        lifecycle.exit_group(kernel, proc.threads[0], abi.SIGKILL)
         return
     blocked_everywhere = all(t.sigmask & bit(info.signo) for t in proc.threads)
     if _ignored(proc, info.signo) and not blocked_everywhere:
@@ -234,7 +244,8 @@ def deliver(kernel: Kernel, task: Task, in_syscall_rip: int | None,
             continue
         if action.handler == SIG_DFL or info.signo == abi.SIGKILL:
             kind = default_action(info.signo)
-            if kind in ("ignore", "stop"):
+            if kind in ("ignore", "stop") or _unkillable(task.process):
+                # A signal init blocked when it arrived ends here too.
                 # TODO: stopping and continuing come with job control.
                 continue
             status = info.signo | (0x80 if kind == "core" else 0)

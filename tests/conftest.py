@@ -199,3 +199,21 @@ def snapshot(root: Path) -> dict[str, tuple]:
             what = sorted(p.name for p in path.iterdir())
         seen[str(path.relative_to(root))] = (st.st_mode, st.st_mtime_ns, what)
     return seen
+
+
+_pid_one: list[list[str] | None] = []
+
+
+def pid_one_prefix() -> list[str] | None:
+    """The command prefix that runs a program natively as pid 1 of a new pid
+    namespace, as the sandbox's first program is, with a /proc of that
+    namespace; None where that needs privileges or support the host lacks."""
+    if not _pid_one:
+        unshare = shutil.which("unshare")
+        prefix = None
+        if unshare is not None and os.geteuid() == 0:
+            probe = [unshare, "--pid", "--fork", "--mount-proc", "true"]
+            if subprocess.run(probe, capture_output=True).returncode == 0:
+                prefix = [unshare, "--pid", "--fork", "--mount-proc"]
+        _pid_one.append(prefix)
+    return _pid_one[0]

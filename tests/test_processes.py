@@ -13,7 +13,6 @@ process of a new pid namespace too, with ``unshare --pid --fork``.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from conftest import run_native, run_sandbox, tail
+from conftest import pid_one_prefix, run_native, run_sandbox, tail
 
 # Seconds one whole program may take; a hang shows as missing sections.
 RUN_TIMEOUT = 90
@@ -41,15 +40,6 @@ def sections(stdout: str) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in _SECTION.finditer(stdout)}
 
 
-def _as_pid_one() -> list[str] | None:
-    """The command prefix that makes a program pid 1 of a new pid namespace."""
-    unshare = shutil.which("unshare")
-    if unshare is None or os.geteuid() != 0:
-        return None
-    probe = subprocess.run([unshare, "--pid", "--fork", "true"], capture_output=True)
-    return [unshare, "--pid", "--fork"] if probe.returncode == 0 else None
-
-
 def _output(run, *args, **kw) -> tuple[str, str]:
     """stdout and stderr of a run; a run that hangs keeps what it printed."""
     try:
@@ -65,7 +55,7 @@ def _output(run, *args, **kw) -> tuple[str, str]:
 def scenario_runs(build, tmp_path_factory):
     """``scenario_runs(program, flavour)``: the sections of both runs, cached."""
     cache: dict[tuple[str, str], Runs] = {}
-    prefix = _as_pid_one()
+    prefix = pid_one_prefix()
     workdir = tmp_path_factory.mktemp("scenarios")
 
     def get(program: str, flavour: str) -> Runs:
@@ -135,6 +125,18 @@ def test_orphans_are_reparented_to_pid_one(scenario_runs, flavour):
 
 def test_pipe_write_larger_than_the_pipe_waits_for_the_reader(scenario_runs, flavour):
     same_section(scenario_runs("procs", flavour), "big_pipe_write")
+
+
+def test_first_process_survives_signals_it_does_not_handle(build, flavour):
+    """As the init of a pid namespace: default-action signals are dropped."""
+    prefix = pid_one_prefix()
+    if prefix is None:
+        pytest.skip("needs root and unshare to run natively as pid 1")
+    binary = build("init", flavour)
+    native = run_native(prefix[0], [*prefix[1:], str(binary)])
+    sandboxed = run_sandbox(binary)
+    assert sandboxed.stdout == native.stdout, tail(sandboxed.stderr)
+    assert sandboxed.returncode == native.returncode == 3
 
 
 # -- signals -----------------------------------------------------------------
