@@ -191,6 +191,21 @@ class Kernel:
         if task is self.current:
             task.mm.cpu.stop()
 
+    def task_state(self, proc: Process, task: Task | None) -> str:
+        """The state letter /proc shows: R runs or may run, S waits, Z zombie.
+
+        For a process (``task`` None) it is the state of its first thread, as
+        Linux shows its group leader's.
+        """
+        if proc.zombie:
+            return "Z"
+        if task is None:
+            live = [t for t in proc.threads if not t.exited]
+            task = live[0] if live else None
+        if task is None or task.exited:
+            return "Z"
+        return "S" if self.sched.is_waiting(task) else "R"
+
     def children_of(self, pid: int) -> list[Process]:
         return [p for p in self._processes.values() if p.ppid == pid and p.pid != pid]
 

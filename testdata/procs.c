@@ -57,10 +57,12 @@ static void fork_pipe_wait(void)
 static void child_killed(const char *label, int how)
 {
 	volatile int *bad = (volatile int *)16;
-	int p[2], st;
+	int p[2], go[2], st;
 	pid_t pid;
+	char c;
 
 	pipe(p);
+	pipe(go);
 	pid = fork();
 	if (pid == 0) {
 		struct rlimit none = { 0, 0 };
@@ -71,16 +73,24 @@ static void child_killed(const char *label, int how)
 		case 1: kill(getpid(), SIGKILL); break;
 		case 2: *bad = 1; break;
 		case 3: abort();
-		case 4: close(p[0]); write(p[1], "x", 1); break;
+		case 4:
+			/* Once the parent's read end is closed too. */
+			close(p[0]);
+			read(go[0], &c, 1);
+			write(p[1], "x", 1);
+			break;
 		case 5: read(p[0], &st, 1); break;
 		}
 		_exit(99);
 	}
 	close(p[0]);
+	write(go[1], "x", 1);
 	if (how == 5)
 		kill(pid, SIGUSR1);
 	waitpid(pid, &st, 0);
 	close(p[1]);
+	close(go[0]);
+	close(go[1]);
 	show_status(label, st);
 	YESNO(WIFSIGNALED(st));
 	YESNO(WIFEXITED(st));
@@ -348,7 +358,7 @@ static void big_pipe_write(void)
 
 		close(p[1]);
 		read(p[0], buf, sizeof(buf));
-		nanosleep(&ms, NULL);
+		wait_until_sleeping(getppid());
 		kill(getppid(), SIGUSR1);
 		nanosleep(&ms, NULL);
 		while (read(p[0], buf, sizeof(buf)) > 0)

@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 struct scenario {
@@ -66,6 +67,34 @@ __attribute__((unused)) static void show_status(const char *label, int st)
 		printf("%s: stopped %s\n", label, signame(WSTOPSIG(st)));
 	else
 		printf("%s: status %#x\n", label, st);
+}
+
+/*
+ * Wait until process `pid` sleeps in the kernel (state S in /proc/PID/stat),
+ * for at most five seconds: a signal sent then finds it blocked in a system
+ * call, however slowly it got there.
+ */
+__attribute__((unused)) static void wait_until_sleeping(pid_t pid)
+{
+	struct timespec ms = { 0, 1000000 };
+	char path[64], buf[512], *state;
+	int tries;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (tries = 0; tries < 5000; tries++) {
+		f = fopen(path, "r");
+		if (f && fgets(buf, sizeof(buf), f)) {
+			state = strrchr(buf, ')');
+			if (state && state[1] == ' ' && state[2] == 'S') {
+				fclose(f);
+				return;
+			}
+		}
+		if (f)
+			fclose(f);
+		nanosleep(&ms, NULL);
+	}
 }
 
 /* Run the scenarios named on the command line, or all of them. */

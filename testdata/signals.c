@@ -269,7 +269,7 @@ static void eintr_restart(void)
 	on(SIGUSR1, feed_pipe, 0);
 	child = fork();
 	if (child == 0) {
-		sleep_ms(100);
+		wait_until_sleeping(getppid());
 		kill(getppid(), SIGUSR1);
 		_exit(0);
 	}
@@ -279,7 +279,7 @@ static void eintr_restart(void)
 	on(SIGUSR1, feed_pipe, SA_RESTART);
 	child = fork();
 	if (child == 0) {
-		sleep_ms(100);
+		wait_until_sleeping(getppid());
 		kill(getppid(), SIGUSR1);
 		_exit(0);
 	}
@@ -290,7 +290,7 @@ static void eintr_restart(void)
 	on(SIGUSR1, feed_pipe, SA_RESTART);
 	child = fork();
 	if (child == 0) {
-		sleep_ms(100);
+		wait_until_sleeping(getppid());
 		kill(getppid(), SIGUSR1);
 		sleep_ms(100);
 		_exit(3);

@@ -161,6 +161,9 @@ class FakeKernel:
             "domainname": "(none)",
         }
 
+    def task_state(self, proc: Proc, task: object) -> str:
+        return "R"
+
     def ncpus(self) -> int:
         return 2
 

@@ -128,7 +128,7 @@ def stat_line(kernel: Kernel, proc: Process, task: Task | None) -> str:
     fields: list[Any] = [
         pid,
         f"({thread_name(proc, task)})",
-        "R",
+        kernel.task_state(proc, task),
         proc.ppid,
         proc.pgid,
         proc.sid,
@@ -225,6 +225,9 @@ def fd_table_size(fds: Iterable[int]) -> int:
     return size
 
 
+_STATE_NAMES = {"R": "R (running)", "S": "S (sleeping)", "Z": "Z (zombie)"}
+
+
 def status_text(kernel: Kernel, proc: Process, task: Task | None) -> str:
     """/proc/PID/status (proc_pid_status)."""
     c = proc.creds
@@ -238,7 +241,7 @@ def status_text(kernel: Kernel, proc: Process, task: Task | None) -> str:
     lines = [
         ("Name", thread_name(proc, task)),
         ("Umask", f"{proc.fs.umask:04o}"),
-        ("State", "R (running)"),
+        ("State", _STATE_NAMES[kernel.task_state(proc, task)]),
         ("Tgid", proc.pid),
         ("Ngid", 0),
         ("Pid", pid),
