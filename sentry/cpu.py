@@ -242,6 +242,20 @@ class Cpu:
     def stop(self) -> None:
         _emu_stop(self._handle)
 
+    def limit_run(self, timeout_us: int) -> None:
+        """From inside a syscall hook: end the run under way after about
+        ``timeout_us``, unless it has a limit already.
+
+        Without a block budget yet (adding its hook flushes translated code,
+        which must not happen under the running block) the run ends when the
+        hook returns instead.
+        """
+        budget = self._budget
+        if budget is None:
+            self.stop()
+        elif not budget.armed:
+            budget.arm(timeout_us)
+
     def run(self, rip: int, timeout_us: int = 0) -> None:
         """Run from ``rip`` until stopped; raise GuestFault on a CPU fault.
 

@@ -102,6 +102,7 @@ class Kernel:
         self.shared_maps = SharedFileMaps()
         self.locks = LockTable()
         self.sched = Scheduler(self.clock.monotonic_ns)
+        self.sched.on_change = self._limit_current_slice
         self.futexes = FutexTable()
         # Set when some signal may be waiting for delivery; cleared lazily.
         self.signals_pending = False
@@ -492,6 +493,15 @@ class Kernel:
         # Preempted or yielding: back to the end of the run queue.
         if not task.exited and not self.sched.is_waiting(task):
             self.sched.make_runnable(task)
+
+    def _limit_current_slice(self) -> None:
+        """A task became runnable or a timer was set while another runs: the
+        running one gets a time slice if it had none."""
+        task = self.current
+        if task is not None:
+            timeout = self.sched.slice_us()
+            if timeout:
+                task.mm.cpu.limit_run(timeout)
 
     def _abandon_wait(self, task: Task) -> None:
         """A parked syscall is interrupted: forget what it was waiting for."""

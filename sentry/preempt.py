@@ -131,6 +131,11 @@ class BlockBudget:
         self._armed = 0
         self._started = 0
 
+    @property
+    def armed(self) -> bool:
+        """Whether the run under way, or the next, has a limit."""
+        return self._armed != 0
+
     def arm(self, slice_us: int) -> None:
         """Stop the next run after about ``slice_us`` microseconds of blocks."""
         if not self._installed:

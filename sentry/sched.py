@@ -21,11 +21,13 @@ of the monotonic clock that belong to no task (ITIMER_REAL, see
 and wakes the sleepers whose deadline has passed.
 
 A task runs until it blocks or its time slice ends. The slice is limited
-(Unicorn's ``emu_start`` timeout, see :meth:`Scheduler.slice_us`) whenever
+(see :meth:`Scheduler.slice_us` and :mod:`sentry.preempt`) whenever
 something else could need the CPU: another runnable task, a deadline of a
 sleeper or a timer (the slice then ends at that deadline), or a task waiting
 on a host descriptor (polled without waiting between slices). A task alone
-with nothing pending runs without a limit, which costs nothing.
+with nothing pending runs without a limit, which costs nothing; when one of
+its system calls wakes another task or sets a timer, :attr:`on_change` lets
+the kernel limit the slice under way.
 
 When nothing is runnable the scheduler sleeps in the host's ``select`` on the
 host descriptors tasks wait for, until the nearest deadline. When nothing is
@@ -84,6 +86,9 @@ class Scheduler:
         self._timers: dict[object, _Timer] = {}
         self._timer_order = 0
         self._now = monotonic_ns
+        # Called when a task becomes runnable or a timer is set: the task
+        # running now may have to give up the CPU sooner than planned.
+        self.on_change: Callable[[], None] | None = None
 
     # --- queues --------------------------------------------------------------
 
@@ -94,6 +99,8 @@ class Scheduler:
             parked.queue.remove(parked.waker)
         if task not in self._runq and not task.exited:
             self._runq.append(task)
+            if self.on_change is not None:
+                self.on_change()
 
     def park(self, task: Task, wait: WouldBlock, deadline_ns: int | None = None) -> None:
         """Make ``task`` wait for what ``wait`` names, or until ``deadline_ns``."""
@@ -145,6 +152,8 @@ class Scheduler:
         """
         self._timer_order += 1
         self._timers[key] = _Timer(deadline_ns, self._timer_order, fire)
+        if self.on_change is not None:
+            self.on_change()
 
     def cancel_timer(self, key: object) -> None:
         self._timers.pop(key, None)

@@ -378,6 +378,22 @@ static void timers(void)
 		show_status("child with its own timer", st);
 	}
 	SHOW(alarm(0));
+
+	/* A timer set by a process that then never makes a system call. */
+	if (fork() == 0) {
+		signal(SIGALRM, SIG_DFL);
+		it.it_value.tv_sec = 0;
+		it.it_value.tv_usec = 30000;
+		setitimer(ITIMER_REAL, &it, NULL);
+		for (;;)
+			spin++;
+	}
+	{
+		int st;
+
+		wait(&st);
+		show_status("child spinning after setitimer", st);
+	}
 }
 
 /* --- the alternate signal stack ------------------------------------------- */
