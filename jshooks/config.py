@@ -4,9 +4,11 @@ The config format is gWisord's: a JSON object whose ``callbacks`` list holds
 entries ``{"sysno": 1, "type": "before", "entry-point": "cb", "source": "..."}``.
 ``source`` is JavaScript that defines the function named by ``entry-point``;
 ``type`` is ``before`` or ``after``; ``sysno`` is a syscall number (a name
-is accepted too). ``runtime-socket`` and ``log-socket`` are accepted and not
-served yet. An invalid entry is reported with its index and skipped, unless
-loading is strict, where it fails the load.
+is accepted too). ``runtime-socket`` (the control socket, ``HOST:PORT`` or
+a path) and ``log-socket`` (where the log stream goes) are read by
+:func:`config_sockets` and served by sentry/control.py and
+sentry/logstream.py. An invalid entry is reported with its index and
+skipped, unless loading is strict, where it fails the load.
 """
 
 from __future__ import annotations
@@ -68,11 +70,8 @@ def load_config(
     for key in sorted(set(doc) - _TOP_KEYS):
         problem(f"{path}: unknown key {key!r} (ignored)")
     for key in _SOCKETS:
-        if key in doc:
-            if not isinstance(doc[key], str):
-                problem(f"{path}: {key!r} must be a path string (ignored)")
-            else:
-                note(f"{path}: {key!r} is accepted but not served yet (ignored)")
+        if key in doc and not isinstance(doc[key], str):
+            problem(f"{path}: {key!r} must be an address string (ignored)")
     callbacks = doc.get("callbacks", [])
     if not isinstance(callbacks, list):
         raise HookLoadError(f'{path}: "callbacks" must be a list')
@@ -91,6 +90,18 @@ def load_config(
             continue
         loaded += 1
     return loaded
+
+
+def config_sockets(path: str) -> dict[str, str]:
+    """The ``runtime-socket`` and ``log-socket`` addresses a config file
+    names (only the string ones; :func:`load_config` reports the others)."""
+    try:
+        doc = json.loads(_read(path, "hooks config"))
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {key: doc[key] for key in _SOCKETS if isinstance(doc.get(key), str)}
 
 
 def _check_entry(

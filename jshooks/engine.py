@@ -172,6 +172,9 @@ class HookEngine:
         self.kernel = kernel
         self.options = options or HookOptions()
         self.output = output
+        # Where hooks.logJson records go instead of ``output`` when set (the
+        # log stream of sentry/logstream.py).
+        self.log_sink: Callable[[str], None] | None = None
         self._report_line = report or _stderr_line
         # Numbers with callbacks: the kernel's only question on the fast path.
         self.watched: dict[int, int] = {}
@@ -206,6 +209,7 @@ class HookEngine:
         self._js_run_exit: Any = None
         self._js_register: Any = None
         self._context: Any = None
+        self._js_source: Any = None
 
         # The context, its limits, the natives and the prelude.
         # TODO: a deterministic mode must also seed Math.random and fix Date
@@ -340,6 +344,82 @@ class HookEngine:
         if hook.phase != "exit":
             self._rebuild(hook.nrs)
         return True
+
+    # --- listing and removing (the control socket) -----------------------------
+
+    def describe_hooks(self) -> list[dict[str, Any]]:
+        """Every registered callback, in registration order, as plain data."""
+        out = []
+        for hook in self._hooks.values():
+            if hook.phase == "exit":
+                sysno: Any = None
+                names = ""
+            elif hook.nrs is None:
+                sysno, names = "*", "*"
+            else:
+                nrs = sorted(hook.nrs)
+                sysno = nrs[0] if len(nrs) == 1 else nrs
+                names = ",".join(SYSCALL_NAMES.get(nr, str(nr)) for nr in nrs)
+            out.append({
+                "handle": hook.handle,
+                "type": hook.phase,
+                "sysno": sysno,
+                "syscall": names,
+                "name": hook.name,
+                "where": hook.where,
+                "source": self._function_source(hook.fn),
+                "failures": hook.failures,
+                "disabled": hook.dead,
+            })
+        return out
+
+    def remove_hooks(self, which: int | str | None, phase: str) -> int:
+        """Stop the ``phase`` callbacks watching ``which``; how many changed.
+
+        ``which`` is a syscall number, or "*" for the callbacks registered on
+        every syscall; it is ignored for "exit" (every onExit callback goes).
+        A callback registered on several syscalls only stops watching
+        ``which``, and goes once it watches nothing.
+        """
+        changed = 0
+        for hook in list(self._hooks.values()):
+            if hook.phase != phase:
+                continue
+            if phase == "exit" or (which == "*" and hook.nrs is None):
+                self.unregister(hook.handle)
+                changed += 1
+            elif isinstance(which, int) and hook.nrs is not None and which in hook.nrs:
+                rest = hook.nrs - {which}
+                if not rest:
+                    self.unregister(hook.handle)
+                else:
+                    hook.nrs = rest
+                    names = ",".join(SYSCALL_NAMES.get(nr, str(nr)) for nr in sorted(rest))
+                    hook.what = f"{phase} {names}"
+                    self._rebuild(frozenset({which}))
+                changed += 1
+        return changed
+
+    def remove_all(self) -> int:
+        """Unregister every callback, onExit ones included; how many there were."""
+        count = len(self._hooks)
+        self._hooks.clear()
+        self._rebuild(None)
+        return count
+
+    def _function_source(self, fn: Any) -> str:
+        """The JavaScript text of ``fn`` ("" if it has none to show)."""
+        if self._js_source is None:
+            self._js_source = self._ctx.eval(
+                "(f) => { try { return Function.prototype.toString.call(f); }"
+                " catch (e) { return ''; } }"
+            )
+        try:
+            self.calls += 1
+            text = self._js_source(fn)
+        except Exception:  # noqa: BLE001 - the text is only shown
+            return ""
+        return text if isinstance(text, str) else ""
 
     def _rebuild(self, nrs: frozenset[int] | None) -> None:
         """Recompute the chains of ``nrs`` (None: every number)."""

@@ -433,7 +433,7 @@ class Natives:
         return 0
 
     def logJson(self, text: Any) -> int:  # noqa: N802
-        self.engine.output(str(text))
+        (self.engine.log_sink or self.engine.output)(str(text))
         return 0
 
 

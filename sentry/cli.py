@@ -112,12 +112,28 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a failing callback makes its syscall fail with EPERM")
     hooks.add_argument("--strict-hooks", action="store_true",
                        help="an invalid config entry fails the run")
+    live = run.add_argument_group("live control and log stream")
+    live.add_argument("--control", metavar="ADDR",
+                      help="serve control requests at unix:PATH (mode 0600) or "
+                           "tcp:127.0.0.1:PORT (token required)")
+    live.add_argument("--control-token", metavar="TOKEN",
+                      help="the token control requests must carry (default: "
+                           "$PYSENTRY_CONTROL_TOKEN, or generated for tcp)")
+    live.add_argument("--log-socket", metavar="ADDR",
+                      help="stream every syscall as JSON lines to a listener at "
+                           "unix:PATH or tcp:HOST:PORT")
+    live.add_argument("--log-optional", action="store_true",
+                      help="run on without a log stream if nobody listens")
     run.add_argument("program", metavar="PROGRAM")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARG")
 
     table = sub.add_parser("syscalls", help="print the syscall support table")
     table.add_argument("--markdown", action="store_true",
                        help="print the Markdown page kept in docs/syscalls.md")
+
+    from sentry import remote
+
+    remote.add_parsers(sub)
     return parser
 
 
@@ -161,7 +177,17 @@ def cmd_run(ns: argparse.Namespace) -> int:
         kernel.set_hooks(engine)
 
     tracers = []
-    if ns.strace or ns.strace_json:
+    if live_wanted(ns):
+        from sentry.live import LiveError, start_live
+
+        try:
+            tracers.append(start_live(ns, kernel))
+        except LiveError as exc:
+            sys.stderr.write(f"pysentry: {exc}\n")
+            if engine is not None:
+                engine.close()
+            return EXIT_USAGE
+    elif ns.strace or ns.strace_json:
         from sentry.strace import Tracer
 
         try:
@@ -173,8 +199,10 @@ def cmd_run(ns: argparse.Namespace) -> int:
         kernel.set_tracer(tracer)
     try:
         status = kernel.run(task, entry, sp, _on_fault)
-        if engine is not None:
-            engine.run_exit(status)
+        # The engine attached at the end (a control request may have
+        # detached it, or attached one the run started without).
+        if kernel.hooks is not None:
+            kernel.hooks.run_exit(status)
     except KernelBug as bug:
         print_bug(bug)
         return EXIT_KERNEL_BUG
@@ -186,6 +214,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
     if status & 0x7F:
         return 128 + (status & 0x7F)
     return (status >> 8) & 0xFF
+
+
+def live_wanted(ns: argparse.Namespace) -> bool:
+    """A control socket, a log stream, or a config file that may name them."""
+    return bool(ns.control or ns.log_socket or ns.config)
 
 
 def _note(text: str) -> None:
@@ -260,7 +293,8 @@ def cmd_syscalls(ns: argparse.Namespace) -> int:
 
 _VALUE_OPTIONS = {"--root", "--bind", "--tmpfs", "--cwd", "--env", "--strace-json",
                   "--strace-to", "--memory-limit", "--max-tasks", "--hooks",
-                  "--config", "--hook-timeout", "--hook-local"}
+                  "--config", "--hook-timeout", "--hook-local", "--control",
+                  "--control-token", "--log-socket"}
 
 
 def _split_optional_values(argv: list[str]) -> list[str]:
@@ -295,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ns = parser.parse_args(_split_optional_values(args))
     if ns.command == "syscalls":
         return cmd_syscalls(ns)
+    if ns.command in ("hooks", "logs"):
+        from sentry import remote
+
+        return remote.main(ns)
     return cmd_run(ns)
 
 

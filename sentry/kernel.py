@@ -106,6 +106,9 @@ class Kernel:
         self.futexes = FutexTable()
         # Set when some signal may be waiting for delivery; cleared lazily.
         self.signals_pending = False
+        # Called between time slices, with no task on a CPU: the moment the
+        # control socket's requests run (see sentry/control.py).
+        self.safe_point: Callable[[], None] | None = None
 
     # --- services ------------------------------------------------------------
 
@@ -443,6 +446,8 @@ class Kernel:
             self._run_slice(task, on_fault)
             if self.kernel_bug is not None:
                 raise self.kernel_bug
+            if self.safe_point is not None:
+                self.safe_point()
         status = init.exit_status
         return status if status is not None else 0
 

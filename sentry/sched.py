@@ -89,6 +89,10 @@ class Scheduler:
         # Called when a task becomes runnable or a timer is set: the task
         # running now may have to give up the CPU sooner than planned.
         self.on_change: Callable[[], None] | None = None
+        # Host descriptors the kernel itself watches (the control socket),
+        # each with what to call on the kernel thread when it is readable.
+        # See :meth:`watch_host_fd`.
+        self._kernel_fds: dict[int, Callable[[], None]] = {}
 
     # --- queues --------------------------------------------------------------
 
@@ -169,6 +173,8 @@ class Scheduler:
             return min(max(left_us, MIN_SLICE_US), TIME_SLICE_US)
         if any(p.host_fd is not None for p in self._waiting.values()):
             return TIME_SLICE_US
+        if self._kernel_fds:
+            return TIME_SLICE_US
         return 0
 
     def _nearest_deadline(self) -> int | None:
@@ -176,6 +182,28 @@ class Scheduler:
                      if p.deadline_ns is not None]
         deadlines.extend(t.deadline_ns for t in self._timers.values())
         return min(deadlines, default=None)
+
+    # --- host descriptors of the kernel itself --------------------------------
+
+    def watch_host_fd(self, fd: int, ready: Callable[[], None] | None) -> None:
+        """Call ``ready()`` when host descriptor ``fd`` is readable while every
+        task waits (None: stop watching ``fd``).
+
+        These descriptors belong to no task, so they never count as something
+        that can wake one (a deadlock is still a deadlock). While any is
+        watched, slices are limited, so a task that spins without syscalls
+        still lets the kernel look at them between slices.
+        """
+        if ready is None:
+            self._kernel_fds.pop(fd, None)
+        else:
+            self._kernel_fds[fd] = ready
+
+    def _serve_kernel_fds(self, ready: list[int]) -> None:
+        for fd in ready:
+            callback = self._kernel_fds.get(fd)
+            if callback is not None:
+                callback()
 
     # --- choosing ------------------------------------------------------------
 
@@ -233,12 +261,17 @@ class Scheduler:
             timeout = 0.0
         elif deadline is not None:
             timeout = max(0.0, (deadline - self._now()) / 1e9)
-        if readers or writers:
+        kernel_fds = [] if poll_only else list(self._kernel_fds)
+        if readers or writers or kernel_fds:
             try:
-                r, w, _x = select.select(list(readers), list(writers), [], timeout)
+                r, w, _x = select.select(
+                    list(readers) + kernel_fds, list(writers), [], timeout
+                )
             except (OSError, ValueError):
                 # A descriptor went bad: let every task on it retry and see.
                 r, w = list(readers), list(writers)
+            if kernel_fds:
+                self._serve_kernel_fds([fd for fd in r if fd in self._kernel_fds])
             for fd in r:
                 for parked in readers.get(fd, []):
                     self.make_runnable(parked.task)

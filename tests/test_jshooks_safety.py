@@ -278,20 +278,6 @@ def test_strict_hooks_fails_the_run_on_an_invalid_entry(
     assert "callbacks[0]: missing 'entry-point'" in only_line(result.stderr)
 
 
-def test_sockets_in_a_config_are_accepted_with_a_note(
-    probe: Path, tmp_path: Path
-) -> None:
-    config = write_config(
-        tmp_path,
-        '{"runtime-socket": "/tmp/r.sock", "log-socket": "/tmp/l.sock", '
-        '"callbacks": []}',
-    )
-    result = run_sandbox(probe, ["getppid"], ["--config", str(config)])
-    assert result.returncode == 0
-    assert "'runtime-socket' is accepted but not served yet" in result.stderr
-    assert "'log-socket' is accepted but not served yet" in result.stderr
-
-
 @pytest.mark.parametrize(
     "text, message",
     [
