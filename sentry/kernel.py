@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from unicorn.x86_const import UC_X86_REG_RIP, UC_X86_REG_RSP
 
-from sentry import abi, signals
+from sentry import abi, jobctl, signals
 from sentry.errors import GuestFault, KernelBug, SyscallError
 from sentry.futex import FutexTable
 from sentry.mm import AddressSpace
@@ -106,6 +106,8 @@ class Kernel:
         self.futexes = FutexTable()
         # Set when some signal may be waiting for delivery; cleared lazily.
         self.signals_pending = False
+        # The host terminal as the guest's first session sees it.
+        self.terminal = jobctl.Terminal()
         # Called between time slices, with no task on a CPU: the moment the
         # control socket's requests run (see sentry/control.py).
         self.safe_point: Callable[[], None] | None = None
@@ -170,6 +172,8 @@ class Kernel:
         )
         task = Task(tid=pid, process=proc, name=comm)
         proc.threads.append(task)
+        if self.terminal.sid == 0 and pid == 1:
+            self.terminal = jobctl.Terminal(sid=pid, fg_pgrp=pid)
         self.add_process(proc)
         self.add_task(task)
         mm.cpu.resident = task
@@ -196,7 +200,8 @@ class Kernel:
             task.mm.cpu.stop()
 
     def task_state(self, proc: Process, task: Task | None) -> str:
-        """The state letter /proc shows: R runs or may run, S waits, Z zombie.
+        """The state letter /proc shows: R runs or may run, S waits, T stopped,
+        Z zombie.
 
         For a process (``task`` None) it is the state of its first thread, as
         Linux shows its group leader's.
@@ -208,6 +213,8 @@ class Kernel:
             task = live[0] if live else None
         if task is None or task.exited:
             return "Z"
+        if proc.stopped:
+            return "T"
         return "S" if self.sched.is_waiting(task) else "R"
 
     def children_of(self, pid: int) -> list[Process]:
@@ -465,6 +472,9 @@ class Kernel:
                 cpu.uc.context_restore(task.context)
                 task.context = None
             cpu.resident = task
+        # The task's group is stopped: it sleeps until SIGCONT (or SIGKILL).
+        if jobctl.hold_if_stopped(self, task):
+            return
         # A signal woke the task from a parked syscall, or waits for it.
         if task.interrupted or (self.signals_pending and signals.has_deliverable(task)):
             restartable = task.interrupted

@@ -292,4 +292,5 @@ def exec_image(
     task.altstack = (0, 2, 0)
     proc.argv, proc.envp, proc.exe_path = list(argv), list(envp), path
     proc.comm = task.name = path.rsplit("/", 1)[-1][:15]
+    proc.did_exec = True
     kernel.release_vfork_parent(proc)

@@ -110,7 +110,7 @@ class SigInfo:
         ):
             body = struct.pack("<Q", self.addr)
         elif self.signo == abi.SIGCHLD:
-            body = struct.pack("<iIiqq", self.pid, self.uid, self.status, 0, 0)
+            body = struct.pack("<iIi4xqq", self.pid, self.uid, self.status, 0, 0)
         else:
             body = struct.pack("<iI", self.pid, self.uid)
         return (head + body).ljust(SIGINFO_SIZE, b"\0")
@@ -151,8 +151,11 @@ def _unkillable(proc: Process) -> bool:
 
 def send_to_task(kernel: Kernel, task: Task, info: SigInfo) -> None:
     """Generate a signal for one thread."""
+    from sentry import jobctl
+
     if task.exited:
         return
+    jobctl.prepare_signal(kernel, task.process, info.signo)
     if _ignored(task.process, info.signo) and not task.sigmask & bit(info.signo):
         return
     if info.signo < abi.SIGRTMIN and any(p.signo == info.signo for p in task.pending):
@@ -164,8 +167,11 @@ def send_to_task(kernel: Kernel, task: Task, info: SigInfo) -> None:
 
 def send_to_process(kernel: Kernel, proc: Process, info: SigInfo) -> None:
     """Generate a signal for a process; one of its threads will take it."""
+    from sentry import jobctl
+
     if proc.zombie:
         return
+    jobctl.prepare_signal(kernel, proc, info.signo)
     blocked_everywhere = all(t.sigmask & bit(info.signo) for t in proc.threads)
     if _ignored(proc, info.signo) and not blocked_everywhere:
         return
@@ -191,6 +197,8 @@ def _wake(kernel: Kernel, task: Task, signo: int) -> None:
     blocked = task.sigmask & bit(signo) and signo not in (abi.SIGKILL, abi.SIGSTOP)
     if blocked and not task.waiting_for_signals & bit(signo):
         return
+    if task.process.stopped and signo != abi.SIGKILL:
+        return  # taken once the group continues
     if kernel.sched.interrupt(task):
         task.interrupted = True
 
@@ -229,9 +237,9 @@ def deliver(kernel: Kernel, task: Task, in_syscall_rip: int | None,
     account), else None. ``syscall_result`` is what the interrupted syscall
     returns (already in RAX unless None); ``restartable`` says the syscall was
     parked and can run again (RIP is on its instruction, RAX its number).
-    Returns True when the task was ended.
+    Returns True when the task was ended or stopped.
     """
-    from sentry import lifecycle
+    from sentry import jobctl, lifecycle
 
     # Like Linux, take every deliverable signal now: each handler's frame goes
     # on top of the previous one, so the last signal taken runs first.
@@ -244,10 +252,17 @@ def deliver(kernel: Kernel, task: Task, in_syscall_rip: int | None,
             continue
         if action.handler == SIG_DFL or info.signo == abi.SIGKILL:
             kind = default_action(info.signo)
-            if kind in ("ignore", "stop") or _unkillable(task.process):
+            if kind == "ignore" or _unkillable(task.process):
                 # A signal init blocked when it arrived ends here too.
-                # TODO: stopping and continuing come with job control.
                 continue
+            if kind == "stop":
+                if jobctl.discards_stop(kernel, task, info.signo):
+                    continue
+                # The rest stays pending until the group continues.
+                jobctl.stop_group(kernel, task, info.signo)
+                if in_syscall_rip is not None:
+                    task.mm.cpu.stop()
+                return True
             status = info.signo | (0x80 if kind == "core" else 0)
             lifecycle.exit_group(kernel, task, status)
             return True

@@ -186,6 +186,15 @@ class Process:
     shared_pending: list[Any] = attrs.Factory(list)
     # ITIMER_REAL (alarm, setitimer) while armed: a sentry.timers.ITimer.
     itimer_real: Any = None
+    # Job control (sentry.jobctl): stopped by a stop signal; the reports
+    # wait4(WUNTRACED) and wait4(WCONTINUED) have not collected yet; the
+    # queue the threads of a stopped group sleep on.
+    stopped: bool = False
+    stop_report: int = 0
+    cont_report: bool = False
+    resume_queue: WaitQueue = attrs.Factory(WaitQueue)
+    # Ran execve since fork (setpgid on it fails with EACCES).
+    did_exec: bool = False
 
     def fds_shared(self) -> bool:
         return self.fds.users > 1

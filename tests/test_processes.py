@@ -216,10 +216,57 @@ def test_execve_keeps_pid_fds_mask_and_resets_handlers(scenario_runs, flavour):
     same_section(scenario_runs("exec", flavour), "inherited")
 
 
+# -- job control ---------------------------------------------------------------
+
+
+def test_sigstop_and_sigcont_are_reported_to_wuntraced_and_wcontinued(
+        scenario_runs, flavour):
+    out = same_section(scenario_runs("jobctl", flavour), "stop_and_continue")
+    assert "state while stopped: T" in out
+    same_section(scenario_runs("jobctl", flavour), "stop_not_reported_without_wuntraced")
+
+
+def test_signals_to_a_stopped_process_wait_for_sigcont_except_sigkill(
+        scenario_runs, flavour):
+    same_section(scenario_runs("jobctl", flavour), "signals_wait_while_stopped")
+
+
+def test_parent_hears_cld_stopped_and_cld_continued(scenario_runs, flavour):
+    out = same_section(scenario_runs("jobctl", flavour), "sigchld_codes")
+    assert "CLD_STOPPED status SIGSTOP" in out
+    same_section(scenario_runs("jobctl", flavour), "sa_nocldstop")
+
+
+def test_waitid_reports_stops_and_continues(scenario_runs, flavour):
+    same_section(scenario_runs("jobctl", flavour), "waitid_reports")
+
+
+def test_a_process_stops_itself_and_resumes_where_it_was(scenario_runs, flavour):
+    same_section(scenario_runs("jobctl", flavour), "child_stops_itself")
+    same_section(scenario_runs("jobctl", flavour), "sigcont_handler_runs")
+
+
+def test_terminal_stops_are_discarded_for_an_orphaned_group(scenario_runs, flavour):
+    same_section(scenario_runs("jobctl", flavour), "orphaned_group_ignores_tstp")
+
+
+def test_stop_and_continue_signals_cancel_each_other_while_pending(
+        scenario_runs, flavour):
+    same_section(scenario_runs("jobctl", flavour), "pending_stop_and_continue_cancel")
+
+
+def test_a_stop_freezes_every_thread_of_the_process(scenario_runs, flavour):
+    same_section(scenario_runs("jobctl", flavour), "every_thread_stops")
+
+
+def test_setpgid_and_setsid_follow_the_session_rules(scenario_runs, flavour):
+    same_section(scenario_runs("jobctl", flavour), "groups_and_sessions")
+
+
 def test_every_scenario_program_covers_all_its_scenarios():
     """Guard against a scenario added to a program but to no test."""
     names = set(re.findall(r'same_section\(.*?"(\w+)"\)', _this_source()))
-    for program in ("procs", "signals", "threads", "exec"):
+    for program in ("procs", "signals", "threads", "exec", "jobctl"):
         source = Path(__file__).parent.parent / "testdata" / f"{program}.c"
         listed = re.findall(r'\{ "(\w+)", \w+ \}', source.read_text())
         assert listed and set(listed) <= names, program

@@ -216,21 +216,34 @@ class HostStream(OpenFile):
             return 0
         if request in (abi.TCSETS, abi.TCSETSW, abi.TCSETSF, abi.TIOCSWINSZ):
             size = WINSIZE_SIZE if request == abi.TIOCSWINSZ else TERMIOS_SIZE
+            if request != abi.TIOCSWINSZ:
+                from sentry import jobctl
+
+                jobctl.background_access(task, abi.SIGTTOU)
             self._host(fcntl.ioctl, self.fd, request, task.mm.read(arg, size))
             return 0
 
-        # XXX: the caller's process group is always the foreground one, and
-        # TIOCSPGRP is accepted without effect: host process groups are not
-        # the guest's, and the sentry does not stop background jobs (no
-        # SIGTTIN/SIGTTOU).
+        # Job control: the foreground group is the guest's own view of the
+        # terminal (sentry.jobctl); the host's process groups stay as they are.
+        from sentry import jobctl
+
         if request == abi.TIOCGPGRP:
-            task.mm.write(arg, task.process.pgid.to_bytes(4, "little", signed=True))
+            fg = jobctl.get_foreground(task)
+            task.mm.write(arg, fg.to_bytes(4, "little", signed=True))
             return 0
         if request == abi.TIOCSPGRP:
-            task.mm.read(arg, 4)
+            pgid = int.from_bytes(task.mm.read(arg, 4), "little", signed=True)
+            jobctl.set_foreground(task, pgid)
             return 0
         if request == abi.TIOCGSID:
-            task.mm.write(arg, task.process.sid.to_bytes(4, "little", signed=True))
+            sid = jobctl.get_session(task)
+            task.mm.write(arg, sid.to_bytes(4, "little", signed=True))
+            return 0
+        if request == abi.TIOCSCTTY:
+            jobctl.set_controlling(task, arg)
+            return 0
+        if request == abi.TIOCNOTTY:
+            jobctl.drop_controlling(task)
             return 0
         raise fail(abi.ENOTTY)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
-from sentry import abi, signals
+from sentry import abi, jobctl, signals
 from sentry.errors import SyscallError
 from sentry.syscalls.args import s32, s64
 from sentry.syscalls.table import syscall
@@ -81,6 +81,8 @@ def read(t: Task, fd: int, buf: int, count: int, *_: int) -> int:
     """read(2)."""
     file = _fd(t, fd)
     _readable(file)
+    if file.is_tty():
+        jobctl.background_access(t, abi.SIGTTIN)
     count = min(count, MAX_RW)
 
     # A bad buffer fails before any data is consumed.
@@ -138,6 +140,8 @@ def readv(t: Task, fd: int, iov: int, iovcnt: int, *_: int) -> int:
     """readv(2)."""
     file = _fd(t, fd)
     _readable(file)
+    if file.is_tty():
+        jobctl.background_access(t, abi.SIGTTIN)
     vecs = _iovecs(t, iov, iovcnt)
     for base, length in vecs:
         t.mm.check_writable(base, length)

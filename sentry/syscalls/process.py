@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from unicorn.x86_const import UC_X86_REG_RIP
 
-from sentry import abi, lifecycle
+from sentry import abi, jobctl, lifecycle
 from sentry.errors import SyscallError
 from sentry.syscalls.args import encode, path_arg, s32
 from sentry.syscalls.table import syscall
@@ -114,30 +114,58 @@ def _matches(t: Task, child: Process, idtype: int, ident: int, options: int) -> 
     return clone_child == bool(options & __WCLONE)
 
 
-def _find_zombie(t: Task, idtype: int, ident: int, options: int
-                 ) -> tuple[Process | None, bool]:
-    """(a zombie child that matches, whether any child matches at all)."""
+# What a child has to report: it ended, stopped, or continued.
+EXITED, STOPPED, CONTINUED = "exited", "stopped", "continued"
+
+
+def _report_of(child: Process, options: int) -> str | None:
+    if child.zombie:
+        return EXITED if options & WEXITED else None
+    if child.stop_report and options & WSTOPPED:
+        return STOPPED
+    if child.cont_report and options & WCONTINUED:
+        return CONTINUED
+    return None
+
+
+def _wait_common(t: Task, idtype: int, ident: int, options: int
+                 ) -> tuple[Process, str] | None:
+    """The child to report and what happened to it, None for WNOHANG with
+    nothing yet; may block. ``options`` says which events count (WEXITED ...)."""
     kernel = t.process.kernel
     any_child = False
     for child in kernel.children_of(t.process.pid):
         if not _matches(t, child, idtype, ident, options):
             continue
         any_child = True
-        if child.zombie:
-            return child, True
-    return None, any_child
-
-
-def _wait_common(t: Task, idtype: int, ident: int, options: int) -> Process | None:
-    """The zombie to report, None for WNOHANG with nothing yet; may block."""
-    zombie, any_child = _find_zombie(t, idtype, ident, options)
-    if zombie is not None:
-        return zombie
+        kind = _report_of(child, options)
+        if kind is not None:
+            return child, kind
     if not any_child:
         raise SyscallError(abi.ECHILD)
     if options & WNOHANG:
         return None
     raise WouldBlock(t.process.child_waiters)
+
+
+def _consume(t: Task, child: Process, kind: str) -> None:
+    """The report was collected (not WNOWAIT): a zombie goes, a stop or
+    continue is reported once."""
+    if kind == EXITED:
+        t.process.kernel.reap(child)
+    elif kind == STOPPED:
+        child.stop_report = 0
+    else:
+        child.cont_report = False
+
+
+def _wait_status(child: Process, kind: str) -> int:
+    if kind == STOPPED:
+        return child.stop_report
+    if kind == CONTINUED:
+        return jobctl.WAIT_CONTINUED
+    assert child.exit_status is not None
+    return child.exit_status
 
 
 def wait4(t: Task, pid: int, status: int, options: int, rusage: int, *_: int) -> int:
@@ -153,17 +181,16 @@ def wait4(t: Task, pid: int, status: int, options: int, rusage: int, *_: int) ->
         idtype, ident = P_PGID, t.process.pgid
     else:
         idtype, ident = P_PID, pid
-    zombie = _wait_common(t, idtype, ident, options)
-    if zombie is None:
+    found = _wait_common(t, idtype, ident, options | WEXITED)
+    if found is None:
         return 0
-    assert zombie.exit_status is not None
+    child, kind = found
     if status:
-        t.mm.write_u32(status, zombie.exit_status)
+        t.mm.write_u32(status, _wait_status(child, kind))
     if rusage:
         t.mm.write(rusage, bytes(144))
-    child_pid = zombie.pid
-    t.process.kernel.reap(zombie)
-    return child_pid
+    _consume(t, child, kind)
+    return child.pid
 
 
 def waitid(t: Task, idtype: int, ident: int, info: int, options: int, rusage: int,
@@ -179,31 +206,28 @@ def waitid(t: Task, idtype: int, ident: int, info: int, options: int, rusage: in
         raise SyscallError(abi.EINVAL)
     if idtype == P_PGID and ident == 0:
         ident = t.process.pgid
-    if not options & WEXITED:
-        # Only exits are reported yet; stops and continues come with job control.
-        zombie = None
-        if not list(t.process.kernel.children_of(t.process.pid)):
-            raise SyscallError(abi.ECHILD)
-        if not options & WNOHANG:
-            raise WouldBlock(t.process.child_waiters)
-    else:
-        zombie = _wait_common(t, idtype, ident, options)
+    found = _wait_common(t, idtype, ident, options)
     if info:
-        if zombie is None:
+        if found is None:
             t.mm.write(info, bytes(128))
         else:
-            st = zombie.exit_status or 0
-            if st & 0x7F:
-                code = CLD_DUMPED if st & 0x80 else CLD_KILLED
-                value = st & 0x7F
+            child, kind = found
+            if kind == STOPPED:
+                code, value = jobctl.CLD_STOPPED, child.stop_report >> 8
+            elif kind == CONTINUED:
+                code, value = jobctl.CLD_CONTINUED, abi.SIGCONT
             else:
-                code, value = CLD_EXITED, (st >> 8) & 0xFF
-            creds = zombie.creds
-            blob = struct.pack("<iii4xiIQQi", abi.SIGCHLD, 0, code, zombie.pid,
-                               creds.uid, 0, 0, value)
+                st = child.exit_status or 0
+                if st & 0x7F:
+                    code = CLD_DUMPED if st & 0x80 else CLD_KILLED
+                    value = st & 0x7F
+                else:
+                    code, value = CLD_EXITED, (st >> 8) & 0xFF
+            blob = struct.pack("<iii4xiIi4xqq", abi.SIGCHLD, 0, code, child.pid,
+                               child.creds.uid, value, 0, 0)
             t.mm.write(info, blob.ljust(128, b"\0"))
-    if zombie is not None and not options & WNOWAIT:
-        t.process.kernel.reap(zombie)
+    if found is not None and not options & WNOWAIT:
+        _consume(t, *found)
     return 0
 
 
@@ -296,23 +320,36 @@ def getsid(t: Task, pid: int, *_: int) -> int:
 
 
 def setpgid(t: Task, pid: int, pgid: int, *_: int) -> int:
-    """setpgid(2)."""
+    """setpgid(2): the caller or one of its children joins or starts a group
+    of the caller's session."""
     pid, pgid = s32(pid), s32(pgid)
     if pgid < 0:
         raise SyscallError(abi.EINVAL)
-    proc = t.process if pid in (0, t.process.pid) else t.process.kernel.find_process(pid)
-    if proc is None:
+    me = t.process
+    kernel = me.kernel
+    proc = me if pid in (0, me.pid) else kernel.find_process(pid)
+    if proc is None or proc.zombie or (proc is not me and proc.ppid != me.pid):
         raise SyscallError(abi.ESRCH)
+    if proc is not me:
+        if proc.sid != me.sid:
+            raise SyscallError(abi.EPERM)
+        if proc.did_exec:
+            raise SyscallError(abi.EACCES)
     if proc.pid == proc.sid:
         raise SyscallError(abi.EPERM)
-    proc.pgid = pgid or proc.pid
+    pgid = pgid or proc.pid
+    if pgid != proc.pid and not any(
+        p.pgid == pgid and p.sid == me.sid and not p.zombie for p in kernel.processes()
+    ):
+        raise SyscallError(abi.EPERM)
+    proc.pgid = pgid
     return 0
 
 
 def setsid(t: Task, *_: int) -> int:
-    """setsid(2)."""
+    """setsid(2): a new session without a controlling terminal."""
     proc = t.process
-    if proc.pgid == proc.pid:
+    if any(p.pgid == proc.pid for p in proc.kernel.processes()):
         raise SyscallError(abi.EPERM)
     proc.sid = proc.pgid = proc.pid
     return proc.pid

@@ -181,7 +181,8 @@ def kill(t: Task, pid: int, signo: int, *_: int) -> int:
     elif pid == 0:
         targets = [p for p in kernel.processes() if p.pgid == t.process.pgid]
     elif pid == -1:
-        targets = [p for p in kernel.processes() if p.pid != 1 or p is t.process]
+        # Everyone but init and the caller (Linux leaves the caller out).
+        targets = [p for p in kernel.processes() if p.pid > 1 and p is not t.process]
     else:
         targets = [p for p in kernel.processes() if p.pgid == -pid]
     targets = [p for p in targets if not p.zombie] or (
