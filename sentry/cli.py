@@ -16,6 +16,7 @@ from sentry.task import Task
 if TYPE_CHECKING:
     from jshooks import HookEngine
     from sentry.kernel import Kernel
+    from sentry.net.policy import NetPolicy
 
 EXIT_USAGE = 2
 EXIT_KERNEL_BUG = 70
@@ -71,6 +72,35 @@ def _env(text: str) -> str:
     return text
 
 
+def _allow_connect(text: str) -> list[tuple[str, int]]:
+    from sentry.net.policy import parse_allow_connect
+
+    try:
+        return parse_allow_connect(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _allow_bind(text: str) -> int:
+    from sentry.net.policy import parse_allow_bind
+
+    try:
+        return parse_allow_bind(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _net_policy(ns: argparse.Namespace) -> NetPolicy | None:
+    """The network policy the options ask for; None after a usage error."""
+    from sentry.net.policy import NetPolicy
+
+    if ns.net != "host" and (ns.allow_connect or ns.allow_bind):
+        sys.stderr.write("pysentry: --allow-connect and --allow-bind need --net host\n")
+        return None
+    pairs = tuple(pair for group in ns.allow_connect for pair in group)
+    return NetPolicy(ns.net, pairs, tuple(ns.allow_bind))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pysentry", description="Run Linux programs in a user-mode kernel.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -97,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="most memory the guest may map (e.g. 512M)")
     run.add_argument("--max-tasks", type=int, default=4096, metavar="N",
                      help="most tasks the guest may have")
+    net = run.add_argument_group("network")
+    net.add_argument("--net", choices=["none", "host"], default="none",
+                     help="none: a loopback of the sandbox's own (default); "
+                          "host: AF_INET/AF_INET6 sockets are host sockets")
+    net.add_argument("--allow-connect", action="append", type=_allow_connect,
+                     default=[], metavar="HOST:PORT",
+                     help="with --net host, connect only here (repeatable); "
+                          "others get ECONNREFUSED")
+    net.add_argument("--allow-bind", action="append", type=_allow_bind, default=[],
+                     metavar="PORT", help="with --net host, bind and listen only "
+                                          "on these ports (repeatable); others "
+                                          "get EACCES")
     hooks = run.add_argument_group("JavaScript hooks")
     hooks.add_argument("--hooks", action="append", default=[], metavar="FILE.js",
                        help="run the syscall callbacks this script registers "
@@ -156,9 +198,12 @@ def _on_fault(task: Task, fault: GuestFault) -> None:
 def cmd_run(ns: argparse.Namespace) -> int:
     from sentry.boot import StartError, start
 
+    net = _net_policy(ns)
+    if net is None:
+        return EXIT_USAGE
     options = Options(
         root=ns.root, binds=ns.bind, tmpfs=ns.tmpfs, cwd=ns.cwd,
-        memory_limit=ns.memory_limit, max_tasks=ns.max_tasks,
+        memory_limit=ns.memory_limit, max_tasks=ns.max_tasks, net=net,
     )
     args = list(ns.args)
     if args[:1] == ["--"]:
@@ -294,7 +339,8 @@ def cmd_syscalls(ns: argparse.Namespace) -> int:
 _VALUE_OPTIONS = {"--root", "--bind", "--tmpfs", "--cwd", "--env", "--strace-json",
                   "--strace-to", "--memory-limit", "--max-tasks", "--hooks",
                   "--config", "--hook-timeout", "--hook-local", "--control",
-                  "--control-token", "--log-socket"}
+                  "--control-token", "--log-socket", "--net", "--allow-connect",
+                  "--allow-bind"}
 
 
 def _split_optional_values(argv: list[str]) -> list[str]:

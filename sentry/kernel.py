@@ -37,6 +37,7 @@ from sentry import abi, jobctl, signals
 from sentry.errors import GuestFault, KernelBug, SyscallError
 from sentry.futex import FutexTable
 from sentry.mm import AddressSpace
+from sentry.net.policy import NetPolicy, NetStack
 from sentry.sched import Scheduler
 from sentry.syscalls.mm import SharedFileMaps
 from sentry.syscalls.table import Syscall, default_table
@@ -81,6 +82,7 @@ class Options:
     memory_limit: int | None = None
     max_tasks: int = 4096
     hostname: str | None = None
+    net: NetPolicy = attrs.Factory(NetPolicy)  # --net, --allow-connect/-bind
 
 
 class Kernel:
@@ -104,6 +106,7 @@ class Kernel:
         self.sched = Scheduler(self.clock.monotonic_ns)
         self.sched.on_change = self._limit_current_slice
         self.futexes = FutexTable()
+        self.net = NetStack(options.net)
         # Set when some signal may be waiting for delivery; cleared lazily.
         self.signals_pending = False
         # The host terminal as the guest's first session sees it.

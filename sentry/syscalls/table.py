@@ -86,11 +86,12 @@ def default_table() -> list[Syscall]:
         mm,
         process,
         signal,
+        socket,
         time,
         timers,
     )
 
     return build_table(
         [file.SYSCALLS, fd.SYSCALLS, mm.SYSCALLS, process.SYSCALLS, identity.SYSCALLS,
-         time.SYSCALLS, signal.SYSCALLS, futex.SYSCALLS, timers.SYSCALLS]
+         time.SYSCALLS, signal.SYSCALLS, futex.SYSCALLS, timers.SYSCALLS, socket.SYSCALLS]
     )
