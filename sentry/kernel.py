@@ -484,6 +484,7 @@ class Kernel:
             task.interrupted = False
             if restartable:
                 self._abandon_wait(task)
+                restartable = self._may_restart(task)
             if signals.deliver(self, task, None, None, restartable):
                 return
         rip = task.resume_rip
@@ -529,6 +530,28 @@ class Kernel:
         task.wait_deadline_ns = None
         task.waiting_for_signals = 0
 
+    def _may_restart(self, task: Task) -> bool:
+        """A signal woke ``task`` from a parked call: may the call run again?
+
+        Calls whose wait says ``restart=False`` (poll, select, epoll_wait,
+        nanosleep ...) fail with EINTR when a handler is about to run, even
+        under SA_RESTART, as Linux's -ERESTARTNOHAND and restart blocks do;
+        the call is finished here, before the handler's frame saves RAX.
+        """
+        wait = self.sched.take_interrupted(task)
+        if wait is None or wait.restart or not _handler_due(task):
+            return True
+        cpu = task.mm.cpu
+        cpu.write_reg(UC_X86_REG_RIP, cpu.read_reg(UC_X86_REG_RIP) + 2)
+        result = -abi.EINTR
+        if wait.on_interrupt is not None:
+            try:
+                wait.on_interrupt()
+            except SyscallError as err:
+                result = -err.errno
+        cpu.set_result(result)
+        return False
+
     def _fault_to_handler(self, task: Task, fault: GuestFault) -> bool:
         """Deliver a CPU fault to the guest's handler if it has one."""
         action = task.process.sigactions[fault.signo]
@@ -553,6 +576,17 @@ class Kernel:
             self.exit_group(task, abi.SIGKILL)
         if init.exit_status is None:
             init.exit_status = abi.SIGKILL
+
+
+def _handler_due(task: Task) -> bool:
+    """Whether a deliverable pending signal of ``task`` has a handler."""
+    actions = task.process.sigactions
+    for info in (*task.pending, *task.process.shared_pending):
+        if task.sigmask & signals.bit(info.signo):
+            continue
+        if actions[info.signo].handler not in (signals.SIG_DFL, signals.SIG_IGN):
+            return True
+    return False
 
 
 def print_bug(exc: BaseException) -> None:

@@ -6,14 +6,23 @@ Every task is in exactly one of three places:
 
 * the run queue (``_runq``), in the order it became runnable;
 * ``_waiting``: parked by a syscall that raised :class:`~vfs.wait.WouldBlock`.
-  The task is registered on the wait queue it named (a pipe, a futex, a child
-  list ...), on a host descriptor, on a deadline, or on several of these; the
-  first that fires makes it runnable again and unregisters it from the rest;
+  The task is registered on the wait queues it named (a pipe, a futex, a child
+  list ..., each with the events it cares about), on host descriptors, on a
+  deadline, or on several of these (poll and epoll_wait wait on many files
+  at once); the first that fires makes it runnable again and unregisters it
+  from the rest;
 * nowhere, while it is the one running on the CPU, or once it has exited.
 
 A parked task re-executes its syscall from the start when it runs again: the
 dispatcher left its RIP on the ``syscall`` instruction and its registers as
 they were. A wakeup may be spurious; the syscall then simply waits again.
+When a signal wakes it (:meth:`Scheduler.interrupt`), the wait it was in is
+kept for the kernel, which decides whether the call fails with EINTR or runs
+again (:meth:`Scheduler.take_interrupted`).
+
+sched_yield gives the CPU to the other runnable tasks: the kernel ends the
+caller's run when :meth:`Scheduler.yield_cpu` says someone else may run, and
+the caller goes to the end of the run queue.
 
 Besides parked tasks the scheduler keeps *timers*: callbacks due at a time
 of the monotonic clock that belong to no task (ITIMER_REAL, see
@@ -29,7 +38,7 @@ with nothing pending runs without a limit, which costs nothing; when one of
 its system calls wakes another task or sets a timer, :attr:`on_change` lets
 the kernel limit the slice under way.
 
-When nothing is runnable the scheduler sleeps in the host's ``select`` on the
+When nothing is runnable the scheduler sleeps in the host's ``poll`` on the
 host descriptors tasks wait for, until the nearest deadline. When nothing is
 runnable and nothing can ever wake anybody, the sandbox is deadlocked and
 :meth:`Scheduler.next` returns None.
@@ -41,6 +50,7 @@ timers by time then by the order they were set.
 
 from __future__ import annotations
 
+import math
 import select
 import time
 from collections import deque
@@ -65,11 +75,15 @@ MIN_SLICE_US = 1_000
 @attrs.define(eq=False)
 class _Parked:
     task: Task
-    queue: WaitQueue | None
-    host_fd: int | None
-    events: int
+    wait: WouldBlock
+    queues: list[tuple[WaitQueue, int]]
+    host_fds: list[tuple[int, int]]
     deadline_ns: int | None
     waker: Callable[[], None]
+
+    def unregister(self) -> None:
+        for queue, _mask in self.queues:
+            queue.remove(self.waker)
 
 
 @attrs.define(eq=False)
@@ -83,6 +97,8 @@ class Scheduler:
     def __init__(self, monotonic_ns: Callable[[], int]) -> None:
         self._runq: deque[Task] = deque()
         self._waiting: dict[int, _Parked] = {}  # by tid
+        # The waits signals interrupted, until the kernel looks at them.
+        self._interrupted: dict[int, WouldBlock] = {}
         self._timers: dict[object, _Timer] = {}
         self._timer_order = 0
         self._now = monotonic_ns
@@ -99,8 +115,8 @@ class Scheduler:
     def make_runnable(self, task: Task) -> None:
         """Put ``task`` at the end of the run queue (once)."""
         parked = self._waiting.pop(task.tid, None)
-        if parked is not None and parked.queue is not None:
-            parked.queue.remove(parked.waker)
+        if parked is not None:
+            parked.unregister()
         if task not in self._runq and not task.exited:
             self._runq.append(task)
             if self.on_change is not None:
@@ -113,10 +129,11 @@ class Scheduler:
 
         if deadline_ns is None:
             deadline_ns = wait.deadline_ns
-        parked = _Parked(task, wait.queue, wait.host_fd, wait.events, deadline_ns, waker)
+        queues = wait.all_queues()
+        parked = _Parked(task, wait, queues, wait.all_host_fds(), deadline_ns, waker)
         self._waiting[task.tid] = parked
-        if wait.queue is not None:
-            wait.queue.add(waker)
+        for queue, mask in queues:
+            queue.add(waker, mask)
 
     def sleep_until(self, task: Task, deadline_ns: int) -> None:
         """Park ``task`` on a deadline alone (nanosleep, timeouts)."""
@@ -125,8 +142,9 @@ class Scheduler:
     def forget(self, task: Task) -> None:
         """``task`` exited: take it out of every queue."""
         parked = self._waiting.pop(task.tid, None)
-        if parked is not None and parked.queue is not None:
-            parked.queue.remove(parked.waker)
+        if parked is not None:
+            parked.unregister()
+        self._interrupted.pop(task.tid, None)
         try:
             self._runq.remove(task)
         except ValueError:
@@ -137,10 +155,21 @@ class Scheduler:
 
     def interrupt(self, task: Task) -> bool:
         """Wake a parked task early (a signal arrived); True if it was parked."""
-        if task.tid not in self._waiting:
+        parked = self._waiting.get(task.tid)
+        if parked is None:
             return False
+        self._interrupted[task.tid] = parked.wait
         self.make_runnable(task)
         return True
+
+    def take_interrupted(self, task: Task) -> WouldBlock | None:
+        """The wait a signal woke ``task`` from, once (None if there was none)."""
+        return self._interrupted.pop(task.tid, None)
+
+    def yield_cpu(self) -> bool:
+        """sched_yield: whether another task is runnable and should run first
+        (the caller then ends the current run, which puts its task last)."""
+        return bool(self._runq)
 
     @property
     def others_runnable(self) -> bool:
@@ -171,11 +200,14 @@ class Scheduler:
         if deadline is not None:
             left_us = (deadline - self._now()) // 1000
             return min(max(left_us, MIN_SLICE_US), TIME_SLICE_US)
-        if any(p.host_fd is not None for p in self._waiting.values()):
+        if self._host_waiters():
             return TIME_SLICE_US
         if self._kernel_fds:
             return TIME_SLICE_US
         return 0
+
+    def _host_waiters(self) -> bool:
+        return any(p.host_fds for p in self._waiting.values())
 
     def _nearest_deadline(self) -> int | None:
         deadlines = [p.deadline_ns for p in self._waiting.values()
@@ -212,7 +244,7 @@ class Scheduler:
         while True:
             self._expire_deadlines()
             if self._runq:
-                if any(p.host_fd is not None for p in self._waiting.values()):
+                if self._host_waiters():
                     self._wait_on_host(poll_only=True)
                 return self._runq.popleft()
             if not self._waiting and not self._timers:
@@ -246,38 +278,58 @@ class Scheduler:
 
         Returns False when nothing at all can wake any task (a deadlock).
         """
-        readers: dict[int, list[_Parked]] = {}
-        writers: dict[int, list[_Parked]] = {}
-        deadline = self._nearest_deadline()
+        # Which tasks wait for which events on each host descriptor.
+        watchers: dict[int, list[tuple[_Parked, int]]] = {}
         for parked in self._waiting.values():
-            if parked.host_fd is None:
-                continue
-            side = writers if parked.events & abi.POLLOUT else readers
-            side.setdefault(parked.host_fd, []).append(parked)
-        if not readers and not writers and deadline is None:
+            for fd, events in parked.host_fds:
+                watchers.setdefault(fd, []).append((parked, _host_events(events)))
+        deadline = self._nearest_deadline()
+        if not watchers and deadline is None:
             return False
-        timeout = None
+
+        # How long to sleep: not at all, until the deadline, or for ever.
+        timeout_ms: float | None = None
         if poll_only:
-            timeout = 0.0
+            timeout_ms = 0.0
         elif deadline is not None:
-            timeout = max(0.0, (deadline - self._now()) / 1e9)
+            timeout_ms = math.ceil(max(0, deadline - self._now()) / 1e6)
         kernel_fds = [] if poll_only else list(self._kernel_fds)
-        if readers or writers or kernel_fds:
-            try:
-                r, w, _x = select.select(
-                    list(readers) + kernel_fds, list(writers), [], timeout
-                )
-            except (OSError, ValueError):
-                # A descriptor went bad: let every task on it retry and see.
-                r, w = list(readers), list(writers)
-            if kernel_fds:
-                self._serve_kernel_fds([fd for fd in r if fd in self._kernel_fds])
-            for fd in r:
-                for parked in readers.get(fd, []):
+        if not watchers and not kernel_fds:
+            if timeout_ms:
+                time.sleep(timeout_ms / 1e3)
+            return True
+
+        # Poll the descriptors; errors and hangups wake every watcher.
+        poller = select.poll()
+        masks: dict[int, int] = {fd: select.POLLIN for fd in kernel_fds}
+        for fd, entries in watchers.items():
+            for _parked, events in entries:
+                masks[fd] = masks.get(fd, 0) | events
+        for fd, mask in masks.items():
+            poller.register(fd, mask)
+        try:
+            ready = poller.poll(timeout_ms)
+        except OSError:
+            ready = [(fd, select.POLLERR) for fd in watchers]
+        if kernel_fds:
+            self._serve_kernel_fds([fd for fd, _ev in ready if fd in self._kernel_fds])
+        for fd, revents in ready:
+            for parked, events in watchers.get(fd, []):
+                if revents & (events | _HOST_TROUBLE):
                     self.make_runnable(parked.task)
-            for fd in w:
-                for parked in writers.get(fd, []):
-                    self.make_runnable(parked.task)
-        elif timeout:
-            time.sleep(timeout)
         return True
+
+
+# Host poll results that end every wait on the descriptor.
+_HOST_TROUBLE = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+
+def _host_events(events: int) -> int:
+    """The host poll events to watch for a wait on ``events``; a wait that
+    names none waits for input."""
+    wanted = events & (abi.POLLIN | abi.POLLOUT | abi.POLLPRI | abi.POLLRDHUP)
+    if events & abi.POLLRDNORM:
+        wanted |= abi.POLLIN
+    if events & abi.POLLWRNORM:
+        wanted |= abi.POLLOUT
+    return wanted or abi.POLLIN

@@ -26,6 +26,7 @@ from sentry.errors import SyscallError
 if TYPE_CHECKING:
     from sentry.task import Task
     from vfs.mount import Location
+    from vfs.wait import WaitQueue
 
 _ino_counter = itertools.count(1000)
 
@@ -270,6 +271,19 @@ class OpenFile:
     def poll(self) -> int:
         """The poll(2) events that are ready now."""
         return abi.POLLIN | abi.POLLOUT
+
+    # Readiness: where a change of poll() comes from. poll, select and epoll
+    # wait on these; a file that has neither is always ready (a regular file).
+
+    def poll_queue(self) -> WaitQueue | None:
+        """A queue notified (with the events concerned as key, or 0) whenever
+        what :meth:`poll` returns may change; None if it never changes."""
+        return None
+
+    def poll_host_fd(self) -> int | None:
+        """A host descriptor whose readiness makes :meth:`poll` change; the
+        scheduler watches it while a task waits on this file."""
+        return None
 
     def stat(self) -> Stat:
         assert self.inode is not None

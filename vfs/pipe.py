@@ -168,7 +168,7 @@ class PipeFile(OpenFile):
         if pipe.buffer:
             data = bytes(pipe.buffer[:count])
             del pipe.buffer[:count]
-            pipe.queue.notify()
+            pipe.queue.notify(_POLL_WRITE)
             return data
 
         # Empty: end of file once every writer is gone, else wait.
@@ -197,7 +197,7 @@ class PipeFile(OpenFile):
         if n == 0:
             raise self._wait(_POLL_WRITE)
         pipe.buffer += data[:n]
-        pipe.queue.notify()
+        pipe.queue.notify(_POLL_READ)
         if n < len(data) and not self.nonblocking:
             raise WouldBlock(pipe.queue, _POLL_WRITE, done=n)
         return n
@@ -224,6 +224,9 @@ class PipeFile(OpenFile):
             if pipe.readers == 0:
                 events |= abi.POLLERR
         return events
+
+    def poll_queue(self) -> WaitQueue:
+        return self.pipe.queue
 
     def pipe_size(self) -> int:
         """F_GETPIPE_SZ."""
@@ -411,7 +414,7 @@ class EventFd(OpenFile):
         # A semaphore hands out 1 at a time; otherwise the counter is drained.
         value = 1 if self.semaphore else self.count
         self.count -= value
-        self.wait_queue.notify()
+        self.wait_queue.notify(_POLL_WRITE)
         return value.to_bytes(8, "little")
 
     def write(self, data: bytes) -> int:
@@ -426,8 +429,7 @@ class EventFd(OpenFile):
         if self.count + value > EVENTFD_MAX:
             raise self._wait(_POLL_WRITE)
         self.count += value
-        if value:
-            self.wait_queue.notify()
+        self.wait_queue.notify(_POLL_READ)
         return 8
 
     def seek(self, offset: int, whence: int) -> int:
@@ -441,6 +443,9 @@ class EventFd(OpenFile):
         if self.count < EVENTFD_MAX:
             events |= _POLL_WRITE
         return events
+
+    def poll_queue(self) -> WaitQueue:
+        return self.wait_queue
 
     def fdinfo_lines(self) -> str:
         """The lines /proc/PID/fdinfo/N adds for an eventfd."""

@@ -199,6 +199,12 @@ class HostStream(OpenFile):
             events |= abi.POLLWRNORM
         return events
 
+    def poll_host_fd(self) -> int | None:
+        # A host regular file is always ready; anything else is watched.
+        if self.regular or self.fd < 0:
+            return None
+        return self.fd
+
     def ioctl(self, request: int, arg: int, task: Task) -> int:
         # The number of bytes waiting works on pipes and files as well.
         if request == abi.FIONREAD:

@@ -17,6 +17,28 @@ until their owner removes them, so a task waiting on several queues (poll)
 removes itself from all of them when it wakes; wakeups may be spurious and
 the re-run system call decides whether it can proceed.
 
+A waiter may be registered with an event mask, and :meth:`WaitQueue.notify`
+may name the poll(2) events the change concerns (its *key*, as Linux's
+wake-ups carry one): a keyed notification skips the waiters whose mask has
+none of its events. A notification without a key, or a waiter without a mask,
+always wakes. Objects notify with a key where they can (a pipe read frees
+room, POLLOUT; a write brings data, POLLIN), which keeps edge-triggered epoll
+from reporting edges nobody made.
+
+A task may wait for many things at once (poll, select, epoll_wait): the
+:class:`WouldBlock` it raises then lists several queues, each with its mask,
+and several host descriptors with the events that matter on each. Every file
+says where its readiness comes from through ``OpenFile.poll_queue()`` (a queue
+notified whenever ``poll()`` may change) and ``OpenFile.poll_host_fd()`` (a
+host descriptor whose readiness matters); a file with neither is always
+ready.
+
+A wait also says what a signal handler does to it: most calls run again after
+the handler when its action has SA_RESTART, but Linux never restarts poll,
+select, epoll_wait, nanosleep and their relatives once a handler ran; those
+set ``restart=False`` and fail with EINTR. ``on_interrupt`` is then called
+first (nanosleep writes the time left, select the timeout left).
+
 A system call that moved part of its data before it had to wait reports this
 in :attr:`WouldBlock.done`: the kernel re-runs it with the rest of the data
 and adds ``done`` to its result. When the wait is interrupted by a signal, or
@@ -27,7 +49,7 @@ than PIPE_BUF bytes to a pipe behaves this way on Linux.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 Waiter = Callable[[], None]
 
@@ -38,49 +60,81 @@ class WaitQueue:
     __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
-        self._waiters: list[Waiter] = []
+        # (callback, mask): a mask of 0 hears every notification.
+        self._waiters: list[tuple[Waiter, int]] = []
 
     def __len__(self) -> int:
         return len(self._waiters)
 
-    def add(self, waiter: Waiter) -> None:
-        self._waiters.append(waiter)
+    def add(self, waiter: Waiter, events: int = 0) -> None:
+        """Call ``waiter`` on notifications whose key shares bits with
+        ``events`` (every notification when ``events`` is 0)."""
+        self._waiters.append((waiter, events))
 
     def remove(self, waiter: Waiter) -> None:
         """Forget ``waiter``; removing one that is not registered is harmless."""
-        try:
-            self._waiters.remove(waiter)
-        except ValueError:
-            pass
+        for i, (registered, _mask) in enumerate(self._waiters):
+            if registered is waiter:
+                del self._waiters[i]
+                return
 
-    def notify(self) -> None:
-        """Run every waiter registered now (a waiter may remove itself)."""
-        for waiter in list(self._waiters):
-            waiter()
+    def notify(self, events: int = 0) -> None:
+        """Run every waiter registered now whose mask matches ``events``.
+
+        ``events`` is the key: the poll events the change concerns, 0 when
+        it may concern any. A waiter may remove itself.
+        """
+        for waiter, mask in list(self._waiters):
+            if not events or not mask or events & mask:
+                waiter()
 
 
 class WouldBlock(Exception):
-    """The operation must wait; re-run it when ``queue`` (or ``host_fd``) wakes.
+    """The operation must wait; re-run it when what it names wakes it.
 
-    ``events`` are the poll(2) events that would let it proceed (POLLIN for a
-    read, POLLOUT for a write). ``host_fd`` is set instead of, or besides,
-    ``queue`` when readiness comes from a host descriptor, which the scheduler
-    can watch with select/poll. ``done`` is the number of bytes already moved
-    by this call (see the module docstring).
+    The single-queue form names ``queue`` (woken by every notification)
+    and/or one ``host_fd``; ``events`` are the poll(2) events that would let
+    it proceed (POLLIN for a read, POLLOUT for a write), which also chooses
+    how the host descriptor is watched. ``queues`` adds (queue, mask) pairs
+    and ``host_fds`` (descriptor, events) pairs for a wait on many objects.
+    ``done`` is the number of bytes already moved by this call (see the module
+    docstring); ``deadline_ns`` a time of the kernel's monotonic clock to
+    wake up at, at the latest. ``restart`` and ``on_interrupt`` say what a
+    signal handler does to the wait (see the module docstring).
     """
 
     def __init__(
         self,
-        queue: WaitQueue | None,
+        queue: WaitQueue | None = None,
         events: int = 0,
         host_fd: int | None = None,
         done: int = 0,
         deadline_ns: int | None = None,
+        *,
+        queues: Sequence[tuple[WaitQueue, int]] = (),
+        host_fds: Sequence[tuple[int, int]] = (),
+        restart: bool = True,
+        on_interrupt: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(queue, events, host_fd, done)
         self.queue = queue
         self.events = events
         self.host_fd = host_fd
         self.done = done
-        # Wake up at this time of the kernel's monotonic clock at the latest.
         self.deadline_ns = deadline_ns
+        self.queues = queues
+        self.host_fds = host_fds
+        self.restart = restart
+        self.on_interrupt = on_interrupt
+
+    def all_queues(self) -> list[tuple[WaitQueue, int]]:
+        """Every queue to wait on, with its mask (0: every notification)."""
+        found = [(self.queue, 0)] if self.queue is not None else []
+        found.extend(self.queues)
+        return found
+
+    def all_host_fds(self) -> list[tuple[int, int]]:
+        """Every host descriptor to watch, with the poll events that matter."""
+        found = [(self.host_fd, self.events)] if self.host_fd is not None else []
+        found.extend(self.host_fds)
+        return found

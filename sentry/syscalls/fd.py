@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sentry import abi, jobctl, signals
@@ -637,13 +638,76 @@ def eventfd(t: Task, initval: int, *_: int) -> int:
 
 
 # --- polling -----------------------------------------------------------------
+#
+# poll, select and their variants look at every file once; when nothing is
+# ready they park the task on the union of what the files' readiness comes
+# from (OpenFile.poll_queue and poll_host_fd, see vfs.wait) until one of them
+# fires, the timeout passes or a signal arrives, then look again. Linux never
+# restarts them after a handler ran: they fail with EINTR (and select and
+# pselect6 report the time left). ppoll and pselect6 wait with the caller's
+# temporary signal mask, as rt_sigsuspend does.
 
 _pollfd = struct.Struct("<ihh")
+_FOREVER = 1 << 62
+# The poll events select(2) counts for each of its three sets (fs/select.c).
+_SELECT_IN = abi.POLLIN | abi.POLLRDNORM | abi.POLLRDBAND | abi.POLLHUP | abi.POLLERR
+_SELECT_OUT = abi.POLLOUT | abi.POLLWRNORM | abi.POLLWRBAND | abi.POLLERR
+_SELECT_EX = abi.POLLPRI
+# Events a poller always hears about, asked for or not.
+_ALWAYS_REPORTED = abi.POLLERR | abi.POLLHUP
 
 
-def _poll_once(t: Task, entries: list[tuple[int, int]]) -> list[int]:
+def readiness_wait(
+    t: Task,
+    watched: list[tuple[OpenFile, int]],
+    deadline_ns: int | None,
+    on_interrupt: Callable[[], None] | None = None,
+) -> WouldBlock:
+    """The wait of a task that wants any of ``watched`` (file, events) to be
+    ready: every file's queue with the events as key, and its host descriptor.
+
+    Fails with EINTR instead when a signal can be delivered now (a temporary
+    mask may have unblocked one). Shared by poll, select and epoll_wait.
+    """
+    if signals.has_deliverable(t):
+        raise SyscallError(abi.EINTR)
+    queues = []
+    host_fds = []
+    for file, events in watched:
+        queue = file.poll_queue()
+        if queue is not None:
+            queues.append((queue, events | _ALWAYS_REPORTED))
+        host_fd = file.poll_host_fd()
+        if host_fd is not None:
+            host_fds.append((host_fd, events))
+    return WouldBlock(queues=queues, host_fds=host_fds, deadline_ns=deadline_ns,
+                      restart=False, on_interrupt=on_interrupt)
+
+
+def wait_deadline(t: Task, timeout_ns: int | None) -> int | None:
+    """The deadline of a timed wait, fixed by the call's first run (a re-run
+    after a wakeup keeps it); None once it has passed. ``timeout_ns`` None
+    waits for ever."""
+    now = t.process.kernel.clock.monotonic_ns()
+    if t.wait_deadline_ns is None:
+        t.wait_deadline_ns = _FOREVER if timeout_ns is None else now + timeout_ns
+    if now >= t.wait_deadline_ns:
+        t.wait_deadline_ns = None
+        return None
+    return t.wait_deadline_ns
+
+
+def time_left(t: Task, deadline_ns: int) -> int:
+    """Nanoseconds from now to ``deadline_ns``, never negative."""
+    return max(0, deadline_ns - t.process.kernel.clock.monotonic_ns())
+
+
+def _poll_once(t: Task, entries: list[tuple[int, int]]
+               ) -> tuple[list[int], list[tuple[OpenFile, int]]]:
+    """The revents of every pollfd now, and the files with their events."""
     fds = t.process.fds
     out = []
+    watched = []
     for fd, events in entries:
         if fd < 0:
             out.append(0)
@@ -651,56 +715,65 @@ def _poll_once(t: Task, entries: list[tuple[int, int]]) -> list[int]:
         if fd not in fds:
             out.append(abi.POLLNVAL)
             continue
-        ready = fds.get(fd).poll()
-        out.append(ready & (events | abi.POLLERR | abi.POLLHUP | abi.POLLNVAL))
-    return out
+        file = fds.get(fd)
+        out.append(file.poll() & (events | _ALWAYS_REPORTED))
+        watched.append((file, events))
+    return out, watched
 
 
-# How often a task waiting in poll/select looks at its descriptors again.
-# TODO: wait on the files' own queues instead of looking again on a tick.
-POLL_TICK_NS = 2_000_000
-_FOREVER = 1 << 62
+def _settle(t: Task, count: int, timeout_ns: int | None,
+            watched: list[tuple[OpenFile, int]],
+            report: Callable[[int], None] | None) -> int | None:
+    """After a look that found ``count`` ready: wait (raise) if the call
+    must, else end the wait; returns the time left of the timeout."""
+    if not count and timeout_ns != 0:
+        deadline = wait_deadline(t, timeout_ns)
+        if deadline is not None:
+            on_interrupt = None
+            if report is not None:
+                def on_interrupt() -> None:
+                    report(time_left(t, deadline))
+            raise readiness_wait(
+                t, watched, None if deadline == _FOREVER else deadline, on_interrupt
+            )
+        left = 0
+    elif t.wait_deadline_ns not in (None, _FOREVER):
+        left = time_left(t, t.wait_deadline_ns)  # type: ignore[arg-type]
+    else:
+        left = timeout_ns or 0
+    t.wait_deadline_ns = None
+    return None if timeout_ns is None else left
 
 
-def _wait_ready(t: Task, check, timeout_ns: int | None):  # type: ignore[no-untyped-def]
-    """Return ``check()`` once it reports something or the timeout passes;
-    until then park the task and run the syscall again on the next tick."""
-    result, count = check()
-    if count or timeout_ns == 0:
-        t.wait_deadline_ns = None
-        return result, count
-    now = t.process.kernel.clock.monotonic_ns()
-    if t.wait_deadline_ns is None:
-        t.wait_deadline_ns = _FOREVER if timeout_ns is None else now + timeout_ns
-    elif now >= t.wait_deadline_ns:
-        t.wait_deadline_ns = None
-        return result, 0
-    raise WouldBlock(None, deadline_ns=min(now + POLL_TICK_NS, t.wait_deadline_ns))
-
-
-def _do_poll(t: Task, fds_addr: int, nfds: int, timeout_ns: int | None) -> int:
+def _do_poll(t: Task, fds_addr: int, nfds: int, timeout_ns: int | None,
+             report: Callable[[int], None] | None = None) -> tuple[int, int | None]:
+    """poll and ppoll: (ready count, time left)."""
+    # "The nfds value exceeds the RLIMIT_NOFILE value" is EINVAL - poll(2).
     if nfds > t.process.fds.limit:
         raise SyscallError(abi.EINVAL)
     raw = t.mm.read(fds_addr, 8 * nfds)
-    entries = [(_pollfd.unpack_from(raw, 8 * i)[0], _pollfd.unpack_from(raw, 8 * i)[1]
-                & 0xFFFF) for i in range(nfds)]
+    entries = []
+    for i in range(nfds):
+        fd, events, _revents = _pollfd.unpack_from(raw, 8 * i)
+        entries.append((fd, events & 0xFFFF))
 
-    def check():  # type: ignore[no-untyped-def]
-        revents = _poll_once(t, entries)
-        return revents, sum(1 for r in revents if r)
+    # Look at every descriptor; wait unless something is ready or time is up.
+    revents, watched = _poll_once(t, entries)
+    count = sum(1 for r in revents if r)
+    left = _settle(t, count, timeout_ns, watched, report)
 
-    revents, count = _wait_ready(t, check, timeout_ns)
+    # Write back the revents.
     out = bytearray(raw)
     for i, r in enumerate(revents):
-        struct.pack_into("<h", out, 8 * i + 6, r - 0x10000 if r & 0x8000 else r)
+        struct.pack_into("<H", out, 8 * i + 6, r)
     t.mm.write(fds_addr, bytes(out))
-    return count
+    return count, left
 
 
 def poll(t: Task, fds_addr: int, nfds: int, timeout: int, *_: int) -> int:
     """poll(2)."""
     ms = s32(timeout)
-    return _do_poll(t, fds_addr, nfds, None if ms < 0 else ms * 10**6)
+    return _do_poll(t, fds_addr, nfds, None if ms < 0 else ms * 10**6)[0]
 
 
 def _read_timeout(t: Task, addr: int, usec: bool) -> int | None:
@@ -713,60 +786,125 @@ def _read_timeout(t: Task, addr: int, usec: bool) -> int | None:
     return sec * 10**9 + frac * (1000 if usec else 1)
 
 
+def _timeout_writer(t: Task, addr: int, usec: bool) -> Callable[[int], None] | None:
+    """What reports the time left in the caller's timeout, as Linux does for
+    select, pselect6 and ppoll (poll_select_finish); None without one."""
+    if not addr:
+        return None
+
+    def write(left_ns: int) -> None:
+        sec, ns = divmod(left_ns, 10**9)
+        t.mm.write(addr, struct.pack("<qq", sec, ns // 1000 if usec else ns))
+
+    return write
+
+
+def with_temporary_mask(t: Task, mask_addr: int, size: int,
+                         call: Callable[[], int]) -> int:
+    """Run ``call`` with the signal mask at ``mask_addr`` in force (none: the
+    mask stays as it is).
+
+    The mask stays while the call waits and when it fails with EINTR (the
+    handler runs with it, and its frame restores the caller's); any other
+    outcome restores the caller's mask at once.
+    """
+    from sentry.syscalls.signal import end_temporary_mask, start_temporary_mask
+
+    if not start_temporary_mask(t, mask_addr, size):
+        return call()
+    try:
+        result = call()
+    except SyscallError as err:
+        if err.errno != abi.EINTR:
+            end_temporary_mask(t)
+        raise
+    end_temporary_mask(t)
+    return result
+
+
 def ppoll(t: Task, fds_addr: int, nfds: int, tsp: int, sigmask: int, size: int,
           *_: int) -> int:
-    """ppoll(2): the temporary signal mask matters once signals are delivered."""
-    return _do_poll(t, fds_addr, nfds, _read_timeout(t, tsp, False))
+    """ppoll(2)."""
+    timeout_ns = _read_timeout(t, tsp, False)
+    report = _timeout_writer(t, tsp, False)
+
+    def call() -> int:
+        count, left = _do_poll(t, fds_addr, nfds, timeout_ns, report)
+        if report is not None and left is not None:
+            report(left)
+        return count
+
+    return with_temporary_mask(t, sigmask, size, call)
 
 
 def _do_select(t: Task, nfds: int, rset: int, wset: int, eset: int,
-               timeout_ns: int | None) -> int:
+               timeout_ns: int | None, report: Callable[[int], None] | None) -> int:
+    """select and pselect6."""
     nfds = s32(nfds)
-    if nfds < 0 or nfds > t.process.fds.limit:
+    if nfds < 0:
         raise SyscallError(abi.EINVAL)
+    # Linux looks no further than the descriptor table reaches.
+    nfds = min(nfds, t.process.fds.limit)
     nbytes = ((nfds + 63) // 64) * 8
     sets = [int.from_bytes(t.mm.read(a, nbytes), "little") if a else 0
             for a in (rset, wset, eset)]
+    wanted = sets[0] | sets[1] | sets[2]
     fds = t.process.fds
+    files = {}
     for fd in range(nfds):
-        if any(s >> fd & 1 for s in sets) and fd not in fds:
-            raise SyscallError(abi.EBADF)
+        if wanted >> fd & 1:
+            if fd not in fds:
+                raise SyscallError(abi.EBADF)
+            files[fd] = fds.get(fd)
 
-    def check():  # type: ignore[no-untyped-def]
-        out = [0, 0, 0]
-        count = 0
-        for fd in range(nfds):
-            want = [s >> fd & 1 for s in sets]
-            if not any(want):
+    # Look at every descriptor asked about.
+    out = [0, 0, 0]
+    count = 0
+    watched = []
+    for fd, file in files.items():
+        ready = file.poll()
+        events = 0
+        for i, (kind, mask) in enumerate(
+            ((sets[0], _SELECT_IN), (sets[1], _SELECT_OUT), (sets[2], _SELECT_EX))
+        ):
+            if not kind >> fd & 1:
                 continue
-            ready = fds.get(fd).poll()
-            got = (
-                want[0] and ready & (abi.POLLIN | abi.POLLHUP | abi.POLLERR),
-                want[1] and ready & (abi.POLLOUT | abi.POLLERR),
-                want[2] and ready & abi.POLLPRI,
-            )
-            for i, g in enumerate(got):
-                if g:
-                    out[i] |= 1 << fd
-                    count += 1
-        return out, count
+            events |= mask
+            if ready & mask:
+                out[i] |= 1 << fd
+                count += 1
+        watched.append((file, events))
 
-    out, count = _wait_ready(t, check, timeout_ns)
+    # Wait unless something is ready or time is up; then report.
+    left = _settle(t, count, timeout_ns, watched, report)
     for addr, value in zip((rset, wset, eset), out, strict=True):
         if addr:
             t.mm.write(addr, value.to_bytes(nbytes, "little"))
+    if report is not None and left is not None:
+        report(left)
     return count
 
 
 def select(t: Task, nfds: int, rset: int, wset: int, eset: int, tv: int, *_: int) -> int:
     """select(2)."""
-    return _do_select(t, nfds, rset, wset, eset, _read_timeout(t, tv, True))
+    timeout_ns = _read_timeout(t, tv, True)
+    return _do_select(t, nfds, rset, wset, eset, timeout_ns,
+                      _timeout_writer(t, tv, True))
 
 
-def pselect6(t: Task, nfds: int, rset: int, wset: int, eset: int, ts: int, *_: int
-             ) -> int:
-    """pselect6(2): the temporary signal mask matters once signals are delivered."""
-    return _do_select(t, nfds, rset, wset, eset, _read_timeout(t, ts, False))
+def pselect6(t: Task, nfds: int, rset: int, wset: int, eset: int, ts: int,
+             sig: int) -> int:
+    """pselect6(2): the sixth argument points at {sigset pointer, size}."""
+    timeout_ns = _read_timeout(t, ts, False)
+    mask_addr = size = 0
+    if sig:
+        mask_addr, size = struct.unpack("<QQ", t.mm.read(sig, 16))
+
+    def call() -> int:
+        return _do_select(t, nfds, rset, wset, eset, timeout_ns,
+                          _timeout_writer(t, ts, False))
+
+    return with_temporary_mask(t, mask_addr, size, call)
 
 
 SYSCALLS = [
@@ -803,10 +941,8 @@ SYSCALLS = [
     syscall("pipe2", pipe2),
     syscall("eventfd", eventfd),
     syscall("eventfd2", eventfd2),
-    syscall("poll", poll, "waits by polling; signals cannot interrupt it yet",
-            partial=True),
-    syscall("ppoll", ppoll, "the signal mask argument is ignored", partial=True),
-    syscall("select", select, "waits by polling; signals cannot interrupt it yet",
-            partial=True),
-    syscall("pselect6", pselect6, "the signal mask argument is ignored", partial=True),
+    syscall("poll", poll),
+    syscall("ppoll", ppoll),
+    syscall("select", select),
+    syscall("pselect6", pselect6),
 ]

@@ -421,7 +421,9 @@ def sched_setaffinity(t: Task, pid: int, size: int, addr: int, *_: int) -> int:
 
 
 def sched_yield(t: Task, *_: int) -> int:
-    """sched_yield(2)."""
+    """sched_yield(2): the other runnable tasks run before the caller again."""
+    if t.process.kernel.sched.yield_cpu():
+        t.mm.cpu.stop()
     return 0
 
 

@@ -100,6 +100,32 @@ def rt_sigsuspend(t: Task, mask: int, size: int, *_: int) -> int:
     raise WouldBlock(None)
 
 
+def start_temporary_mask(t: Task, addr: int, size: int) -> bool:
+    """ppoll, pselect6, epoll_pwait: put the mask at ``addr`` in force while
+    the call waits; False when there is none (``addr`` is NULL).
+
+    The caller's mask is kept in ``saved_sigmask``, as rt_sigsuspend keeps
+    it: a handler that interrupts the call runs with the temporary mask and
+    its frame restores the caller's. A call that runs again after a wakeup
+    finds the temporary mask in force already.
+    """
+    if not addr:
+        return False
+    if size != 8:
+        raise SyscallError(abi.EINVAL)
+    if t.saved_sigmask is None:
+        mask = t.mm.read_u64(addr)
+        t.saved_sigmask = t.sigmask
+        t.sigmask = mask & ~_UNBLOCKABLE
+    return True
+
+
+def end_temporary_mask(t: Task) -> None:
+    """The call ends without a handler: the caller's mask comes back now."""
+    if t.saved_sigmask is not None:
+        t.sigmask, t.saved_sigmask = t.saved_sigmask, None
+
+
 def pause(t: Task, *_: int) -> int:
     """pause(2)."""
     if signals.has_deliverable(t):

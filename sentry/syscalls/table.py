@@ -79,6 +79,7 @@ def build_table(families: list[list[Syscall]]) -> list[Syscall]:
 
 def default_table() -> list[Syscall]:
     from sentry.syscalls import (
+        events,
         fd,
         file,
         futex,
@@ -93,5 +94,6 @@ def default_table() -> list[Syscall]:
 
     return build_table(
         [file.SYSCALLS, fd.SYSCALLS, mm.SYSCALLS, process.SYSCALLS, identity.SYSCALLS,
-         time.SYSCALLS, signal.SYSCALLS, futex.SYSCALLS, timers.SYSCALLS, socket.SYSCALLS]
+         time.SYSCALLS, signal.SYSCALLS, futex.SYSCALLS, timers.SYSCALLS,
+         events.SYSCALLS, socket.SYSCALLS]
     )

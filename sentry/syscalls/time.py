@@ -82,19 +82,29 @@ def time(t: Task, addr: int, *_: int) -> int:
     return sec
 
 
-def sleep_until(t: Task, deadline_ns: int) -> None:
+def sleep_until(t: Task, deadline_ns: int, rem: int = 0) -> None:
     """Park the calling task until the monotonic clock reaches ``deadline_ns``.
 
     The syscall runs again when the task wakes; ``t.wait_deadline_ns`` carries
     the deadline from the first run to the next, so a re-run does not start
-    the sleep over.
+    the sleep over. A signal handler ends the sleep with EINTR, SA_RESTART or
+    not, and the time left goes to ``rem`` when it is not NULL
+    ("nanosleep() [...] writes the remaining time into the structure pointed
+    to by rem" - nanosleep(2)).
     """
     if t.wait_deadline_ns is None:
         t.wait_deadline_ns = deadline_ns
-    if t.process.kernel.clock.monotonic_ns() >= t.wait_deadline_ns:
+    deadline = t.wait_deadline_ns
+    if t.process.kernel.clock.monotonic_ns() >= deadline:
         t.wait_deadline_ns = None
         return
-    raise WouldBlock(None, deadline_ns=t.wait_deadline_ns)
+    on_interrupt = None
+    if rem:
+        def on_interrupt() -> None:
+            left = deadline - t.process.kernel.clock.monotonic_ns()
+            write_timespec(t, rem, max(left, 0))
+    raise WouldBlock(None, deadline_ns=deadline, restart=False,
+                     on_interrupt=on_interrupt)
 
 
 def nanosleep(t: Task, req: int, rem: int, *_: int) -> int:
@@ -103,7 +113,7 @@ def nanosleep(t: Task, req: int, rem: int, *_: int) -> int:
         deadline = _now(t, abi.CLOCK_MONOTONIC) + read_timespec(t, req)
     else:
         deadline = t.wait_deadline_ns
-    sleep_until(t, deadline)
+    sleep_until(t, deadline, rem)
     return 0
 
 
@@ -112,13 +122,15 @@ def clock_nanosleep(t: Task, clock: int, flags: int, req: int, rem: int, *_: int
     clock = s32(clock)
     if clock in (abi.CLOCK_THREAD_CPUTIME_ID,):
         raise SyscallError(abi.EINVAL)
+    absolute = bool(s32(flags) & abi.TIMER_ABSTIME)
     deadline = t.wait_deadline_ns
     if deadline is None:
         ns = read_timespec(t, req)
         now = _now(t, clock)
-        left = ns - now if s32(flags) & abi.TIMER_ABSTIME else ns
+        left = ns - now if absolute else ns
         deadline = _now(t, abi.CLOCK_MONOTONIC) + left
-    sleep_until(t, deadline)
+    # An absolute sleep has nothing to report in rem.
+    sleep_until(t, deadline, 0 if absolute else rem)
     return 0
 
 
@@ -136,9 +148,7 @@ SYSCALLS = [
     syscall("clock_getres", clock_getres),
     syscall("gettimeofday", gettimeofday),
     syscall("time", time),
-    syscall("nanosleep", nanosleep, "rem is not written when a signal interrupts",
-            partial=True),
-    syscall("clock_nanosleep", clock_nanosleep, "rem is not written when a signal "
-            "interrupts", partial=True),
+    syscall("nanosleep", nanosleep),
+    syscall("clock_nanosleep", clock_nanosleep),
     syscall("times", times),
 ]
