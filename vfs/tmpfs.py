@@ -3,6 +3,11 @@
 It is the upper layer of the root overlay and what ``--tmpfs`` mounts.
 Directories map names to inodes; a hard link is the same inode under two
 names (``nlink`` counts them).
+
+File data is one contiguous buffer, not a sparse one, so a file cannot grow
+past :data:`MAX_FILE_SIZE`: a write beyond it fails with ENOSPC (as a full
+tmpfs does) and a truncate or fallocate with EFBIG. Linux's tmpfs would keep
+a sparse file of any size up to 2**63-1.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ if TYPE_CHECKING:
     from sentry.task import Task
 
 TMPFS_DEV = 0x2D
+# The largest in-memory file (see the module docstring).
+MAX_FILE_SIZE = 4 << 30
 
 
 class MemInode(Inode):
@@ -220,6 +227,8 @@ class MemInode(Inode):
         if self.is_dir:
             raise fail(abi.EISDIR)
         end = offset + len(data)
+        if end > MAX_FILE_SIZE:
+            raise fail(abi.ENOSPC)
         if offset > len(self.data):
             self.data.extend(bytes(offset - len(self.data)))
         self.data[offset:end] = data
@@ -229,6 +238,8 @@ class MemInode(Inode):
     def truncate(self, size: int) -> None:
         if self.is_dir:
             raise fail(abi.EISDIR)
+        if size > MAX_FILE_SIZE:
+            raise fail(abi.EFBIG)
         if size < len(self.data):
             del self.data[size:]
         else:

@@ -544,8 +544,14 @@ def fchmod(t: Task, fd: int, mode: int, *_: int) -> int:
     return _chmod(t, file.location, mode)
 
 
+def _id_arg(value: int) -> int:
+    """A uid_t/gid_t argument: 32 bits, where (uid_t)-1 means "leave it"."""
+    value &= 0xFFFFFFFF
+    return -1 if value == 0xFFFFFFFF else value
+
+
 def _chown(t: Task, loc: Location, uid: int, gid: int) -> int:
-    uid, gid = s32(uid), s32(gid)
+    uid, gid = _id_arg(uid), _id_arg(gid)
     check_writable(loc)
     st = loc.inode.stat()
     creds = t.process.creds
