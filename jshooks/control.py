@@ -275,14 +275,15 @@ class Requests:
             for nr, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         }
         hooks = len(self.engine.describe_hooks()) if self.engine is not None else 0
+        total = sum(counts.values())
         payload = {
             "uptime_s": round(time.monotonic() - self._started, 3),
             "tasks": tasks,
-            "syscalls": {"total": sum(counts.values()), "by_name": by_name},
+            "syscalls": {"total": total, "by_name": by_name},
             "callbacks": hooks,
             "detached": self.detached,
         }
-        return f"{len(tasks)} tasks, {payload['syscalls']['total']} syscalls", payload
+        return f"{len(tasks)} tasks, {total} syscalls", payload
 
     def _detach(self, request: dict[str, Any]) -> tuple[str, Any]:
         self._not_detached()

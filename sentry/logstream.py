@@ -49,7 +49,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sentry.control import Address, connect
@@ -70,7 +70,7 @@ CLOSE_TIMEOUT_S = 5.0
 
 def rfc3339_now() -> str:
     """The current UTC time as RFC 3339 with microseconds."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -8,6 +8,8 @@
  *                   STOPFILE; print how many rounds ran
  *   read            echo each line of stdin as "got LINE" until EOF
  *   calls N         N getppid calls, then print "done N"
+ *   burst N STOPFILE  N getppid calls, print "burst done", then tick quietly
+ *                   (every 10 ms, no output) until STOPFILE exists
  *   files PATH      open PATH and copy it to stdout, then try to open
  *                   PATH.missing and print the errno name
  */
@@ -71,6 +73,20 @@ static int calls(long n)
 	return 0;
 }
 
+static int burst(long n, const char *stopfile)
+{
+	struct timespec pause = {0, 10 * 1000 * 1000};
+	calls(n);
+	printf("burst done\n");
+	fflush(stdout);
+	for (int i = 0; i < 6000; i++) {
+		if (stop_requested(stopfile))
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	return 3;
+}
+
 static int files(const char *path)
 {
 	char buf[512];
@@ -102,8 +118,11 @@ int main(int argc, char **argv)
 		return echo();
 	if (!strcmp(what, "calls") && argc > 2)
 		return calls(atol(argv[2]));
+	if (!strcmp(what, "burst") && argc > 3)
+		return burst(atol(argv[2]), argv[3]);
 	if (!strcmp(what, "files") && argc > 2)
 		return files(argv[2]);
-	fprintf(stderr, "usage: control_loop tick|spin STOPFILE | read | calls N | files PATH\n");
+	fprintf(stderr, "usage: control_loop tick|spin STOPFILE | read | calls N | "
+			"burst N STOPFILE | files PATH\n");
 	return 2;
 }
