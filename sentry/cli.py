@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _environment(ns: argparse.Namespace) -> list[bytes]:
     env: dict[bytes, bytes] = {} if ns.clear_env else dict(os.environb)
+    # The control token is the host's secret, not the guest's.
+    env.pop(b"PYSENTRY_CONTROL_TOKEN", None)
     for item in ns.env:
         name, _, value = item.partition("=")
         env[os.fsencode(name)] = os.fsencode(value)

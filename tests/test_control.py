@@ -531,3 +531,19 @@ def test_a_guest_waiting_on_the_host_is_served_and_hooks_apply_after(
         guest.wait_line(lambda line: line == "GOT two", "GOT two")
         guest.proc.stdin.close()
     assert guest.finish() == 0
+
+
+@pytest.mark.skipif(not Path("/bin/busybox").exists(), reason="/bin/busybox is absent")
+def test_a_token_from_the_environment_is_used_and_hidden_from_the_guest(
+    tmp_path: Path,
+) -> None:
+    env = sandbox_env()
+    env["PYSENTRY_CONTROL_TOKEN"] = "from-the-env"
+    done = subprocess.run(
+        [sys.executable, "-m", "sentry", "run", "--control", "tcp:127.0.0.1:0",
+         "/bin/busybox", "sh", "-c", 'echo "token=$PYSENTRY_CONTROL_TOKEN"'],
+        capture_output=True, text=True, env=env, timeout=WAIT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "token=\n"
+    assert "control socket at tcp:127.0.0.1:" in done.stderr
+    assert "token" not in done.stderr
