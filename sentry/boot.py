@@ -15,7 +15,7 @@ import shlex
 from sentry import abi
 from sentry.errors import LoadError, SyscallError
 from sentry.kernel import Kernel, Options
-from sentry.mm import AddressSpace
+from sentry.mm import AddressSpace, MemoryBudget
 from sentry.syscalls.identity import host_limits
 from sentry.task import NOFILE_MAX, Credentials, FdTable, FsContext, Task
 from vfs.core import Inode
@@ -159,7 +159,10 @@ def start(
     except SyscallError as err:
         raise StartError(f"{program}: cannot read ({err})", EXIT_CANNOT_EXECUTE) from None
 
-    mm = AddressSpace(options.memory_limit)
+    budget = None
+    if options.memory_limit is not None:
+        budget = MemoryBudget(options.memory_limit, kernel.memory_in_use)
+    mm = AddressSpace(budget)
     creds = Credentials.of(os.getuid(), os.getgid(), list(os.getgroups()))
     fds = FdTable()
     fds.limit = min(host_limits()[abi.RLIMIT_NOFILE][0], NOFILE_MAX)

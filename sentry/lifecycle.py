@@ -73,7 +73,11 @@ _NAMESPACES = (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC
 
 def fork_address_space(parent: AddressSpace) -> AddressSpace:
     """A copy of ``parent`` for a forked child: private pages copied, shared
-    pages shared."""
+    pages shared. Under --memory-limit the copy counts like new mappings:
+    a fork that would go past it fails with ENOMEM."""
+    budget = parent.memory_limit
+    if budget is not None and budget.in_use() + parent.mapped_bytes() > budget.limit:
+        raise SyscallError(abi.ENOMEM)
     child = AddressSpace(parent.memory_limit)
     copies: dict[int, HostBuffer] = {}
     for vma in parent.vmas():

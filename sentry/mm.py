@@ -30,7 +30,7 @@ import bisect
 import ctypes
 import mmap
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import attrs
 from unicorn import unicorn_const as ucc
@@ -133,10 +133,19 @@ def _uc_perms(prot: int) -> int:
     return perms
 
 
+@attrs.define
+class MemoryBudget:
+    """``--memory-limit``: the most that every live address space of the
+    sandbox may map together; ``in_use`` (set by the kernel) adds them up."""
+
+    limit: int
+    in_use: Callable[[], int] = lambda: 0
+
+
 class AddressSpace:
     """The memory of one process: VMAs, brk, and the Unicorn CPU that sees it."""
 
-    def __init__(self, memory_limit: int | None = None) -> None:
+    def __init__(self, memory_limit: MemoryBudget | None = None) -> None:
         self.cpu = Cpu()
         self._uc = self.cpu.uc
         self._vmas: list[Vma] = []
@@ -220,9 +229,9 @@ class AddressSpace:
         raise SyscallError(abi.ENOMEM)
 
     def _check_limit(self, extra: int) -> None:
-        if self.memory_limit is not None:
-            if self.mapped_bytes() + extra > self.memory_limit:
-                raise SyscallError(abi.ENOMEM)
+        budget = self.memory_limit
+        if budget is not None and budget.in_use() + extra > budget.limit:
+            raise SyscallError(abi.ENOMEM)
 
     # --- mapping operations --------------------------------------------------
 
