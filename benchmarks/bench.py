@@ -5,7 +5,12 @@ Prints, for one run on this machine:
 * microseconds per trapped syscall (a getppid loop), with start-up removed by
   timing two loop lengths and dividing the difference;
 * a CPU-bound loop with no syscalls (start-up removed the same way);
-* the start-up time of ``busybox true``.
+* the start-up time of ``busybox true``;
+* fork+exec+wait of ``busybox true`` per second (not for qemu-x86_64, whose
+  user mode runs an exec'd program natively);
+* round trips per second of one byte between two processes over two pipes.
+
+The last two also remove start-up by timing two counts.
 
 Times are the CPU time (user + system) of the program, not wall time: on a
 busy machine a run also waits for a CPU, and the wait is not its cost. Pass
@@ -100,6 +105,28 @@ def main() -> int:
             ) for prefix in runners().values()]
             print(f"{'busybox true start-up s':<28}"
                   + "".join(f"{v:>14.3f}" for v in row))
+
+        procs = build("bench_procs.c", out)
+        if Path(busybox).exists():
+            few, many = (5, 25) if ns.quick else (10, 60)
+            cells = []
+            for name, prefix in runners().items():
+                if name == "qemu-x86_64":
+                    cells.append(f"{'-':>14}")
+                    continue
+                spawn = [*prefix, str(procs), "spawn"]
+                t_few = timed([*spawn, str(few), busybox], repeat, ns.wall)
+                t_many = timed([*spawn, str(many), busybox], repeat, ns.wall)
+                cells.append(f"{(many - few) / (t_many - t_few):>14.0f}")
+            print(f"{'fork+exec+wait per s':<28}" + "".join(cells))
+
+        few, many = (1_000, 5_000) if ns.quick else (2_000, 20_000)
+        row = []
+        for prefix in runners().values():
+            t_few = timed([*prefix, str(procs), "pingpong", str(few)], repeat, ns.wall)
+            t_many = timed([*prefix, str(procs), "pingpong", str(many)], repeat, ns.wall)
+            row.append((many - few) / (t_many - t_few))
+        print(f"{'pipe ping-pong round trips/s':<28}" + "".join(f"{v:>14.0f}" for v in row))
     return 0
 
 
