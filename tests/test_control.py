@@ -547,3 +547,65 @@ def test_a_token_from_the_environment_is_used_and_hidden_from_the_guest(
     assert done.stdout == "token=\n"
     assert "control socket at tcp:127.0.0.1:" in done.stderr
     assert "token" not in done.stderr
+
+
+def test_a_run_without_hooks_gets_an_engine_from_its_first_script(
+    loop: Path, tmp_path: Path
+) -> None:
+    source = GETPPID_4242 + 'hooks.onExit(() => print("ONEXIT " + 1));\n'
+    with running(loop, tmp_path) as (guest, address):
+        ticks(guest, 0)
+        assert request(address, {"type": "current-callbacks"})["payload"] == []
+        loaded = request(address, {"type": "change-state", "source": source})
+        assert [h["type"] for h in loaded["payload"]] == ["after", "exit"]
+        ticks(guest, 4242)
+    assert guest.finish() == 0
+    assert "ONEXIT 1" in guest.errors
+
+
+def test_detach_stops_the_log_stream(loop: Path, tmp_path: Path) -> None:
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    log.bind(str(tmp_path / "log.sock"))
+    log.listen(1)
+    received = bytearray()
+
+    def collect() -> None:
+        conn, _ = log.accept()
+        while chunk := conn.recv(65536):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=collect, daemon=True)
+    reader.start()
+    opts = ["--log-socket", f"unix:{tmp_path / 'log.sock'}"]
+    with running(loop, tmp_path, opts=opts) as (guest, address):
+        ticks(guest, 0)
+        assert request(address, {"type": "detach"})["type"] == "ok"
+        ticks(guest, 0, 10)
+    assert guest.finish() == 0
+    reader.join(WAIT)
+    records = [json.loads(line) for line in received.splitlines()]
+    writes = [r for r in records
+              if r["msg"]["LogType"] == "X" and r["msg"]["Syscallname"] == "write"]
+    printed = [line for line in guest.seen if line.startswith("tick ")]
+    assert 0 < len(writes) <= len(printed) - 10
+    assert not [r for r in records if r["msg"]["LogType"] == "T"]
+
+
+def test_the_client_says_what_is_wrong_with_its_command_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in sandbox_env().items() if k != "PYSENTRY_CONTROL"}
+    hooks = [sys.executable, "-m", "sentry", "hooks"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*hooks, *args], capture_output=True, text=True,
+                              env=env, timeout=WAIT)
+
+    nowhere = f"unix:{tmp_path / 'nobody.sock'}"
+    assert "pass --control ADDR or set $PYSENTRY_CONTROL" in run("status").stderr
+    assert "needs --all or SYSNO TYPE" in run("remove", "--control", nowhere).stderr
+    assert "needs a TYPE" in run("remove", "openat", "--control", nowhere).stderr
+    missing = run("load", str(tmp_path / "none.js"), "--control", nowhere)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    unreachable = run("status", "--control", nowhere)
+    assert unreachable.returncode == 2
+    assert f"cannot reach the sandbox at {nowhere}" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
