@@ -35,7 +35,7 @@ from unicorn.x86_const import (
 
 from sentry import abi, signals, timers
 from sentry.errors import LoadError, SyscallError
-from sentry.mm import AddressSpace, HostBuffer
+from sentry.mm import AddressSpace, HostBuffer, copy_touched
 from sentry.task import FsContext, Process, SigAction, Task
 
 if TYPE_CHECKING:
@@ -86,10 +86,7 @@ def fork_address_space(parent: AddressSpace) -> AddressSpace:
             new = copies.get(id(buf))
             if new is None:
                 new = copies[id(buf)] = HostBuffer(buf.size)
-            length = vma.end - vma.start
-            new.mem[vma.offset : vma.offset + length] = buf.mem[
-                vma.offset : vma.offset + length
-            ]
+            copy_touched(buf, new, vma.offset, vma.end - vma.start)
             buf = new
         child.adopt(attrs.evolve(vma, buf=buf))
     child.inherit_brk(parent, copies)

@@ -26,9 +26,11 @@ Invariants:
 
 from __future__ import annotations
 
+import array
 import bisect
 import ctypes
 import mmap
+import os
 import struct
 from collections.abc import Callable, Iterator
 
@@ -77,6 +79,55 @@ class HostBuffer:
             raise SyscallError(abi.ENOMEM) from None
         self.addr = ctypes.addressof(ctypes.c_char.from_buffer(self.mem))
         self.view = memoryview(self.mem)
+
+
+# /proc/self/pagemap: one 64-bit entry per page of ours; bit 63 says the page
+# is in memory, bit 62 that it is swapped out. A page with neither was never
+# touched, so an anonymous buffer still reads zeros there.
+_TOUCHED = (1 << 63) | (1 << 62)
+_pagemap_fd: int | None = None
+
+
+def _pagemap() -> int | None:
+    global _pagemap_fd
+    if _pagemap_fd is None:
+        try:
+            _pagemap_fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            _pagemap_fd = -1
+    return _pagemap_fd if _pagemap_fd >= 0 else None
+
+
+def copy_touched(src: HostBuffer, dst: HostBuffer, offset: int, length: int) -> None:
+    """Copy ``src[offset:offset+length]`` into the fresh (all zero) ``dst``,
+    skipping the pages of ``src`` that were never touched: a fork copies what
+    a process used, not the whole of a large reservation such as its stack."""
+    fd = _pagemap()
+    first = (src.addr + offset) // PAGE
+    count = (length + PAGE - 1) // PAGE
+    entries = None
+    if fd is not None and (src.addr + offset) % PAGE == 0:
+        try:
+            raw = os.pread(fd, 8 * count, 8 * first)
+        except OSError:
+            raw = b""
+        if len(raw) == 8 * count:
+            entries = array.array("Q", raw)
+    if entries is None:
+        dst.mem[offset : offset + length] = src.mem[offset : offset + length]
+        return
+    i = 0
+    while i < count:
+        if not entries[i] & _TOUCHED:
+            i += 1
+            continue
+        j = i + 1
+        while j < count and entries[j] & _TOUCHED:
+            j += 1
+        lo = offset + i * PAGE
+        hi = min(offset + j * PAGE, offset + length)
+        dst.mem[lo:hi] = src.mem[lo:hi]
+        i = j
 
 
 @attrs.define(eq=False)
