@@ -60,8 +60,9 @@ class RequestError(Exception):
     """A request that cannot be done; the message goes back to the client."""
 
 
-def _fn(name: str, args: list[tuple[str, str]], returns: str, text: str
-        ) -> dict[str, Any]:
+def _fn(
+    name: str, args: list[tuple[str, str]], returns: str, text: str
+) -> dict[str, Any]:
     return {
         "name": name,
         "description": text,
@@ -77,63 +78,155 @@ _TID = ("tid", "a thread id")
 
 # Every function of the `hooks` object scripts see (jshooks/prelude.js).
 HOOKS_API: list[dict[str, Any]] = [
-    _fn("AddCbBefore", [_SYSNO, _FN], "a handle for hooks.remove",
-        "Run fn before the syscall; it may replace arguments or skip the call."),
-    _fn("AddCbAfter", [_SYSNO, _FN], "a handle for hooks.remove",
-        "Run fn after the syscall; it may replace the result."),
+    _fn(
+        "AddCbBefore",
+        [_SYSNO, _FN],
+        "a handle for hooks.remove",
+        "Run fn before the syscall; it may replace arguments or skip the call.",
+    ),
+    _fn(
+        "AddCbAfter",
+        [_SYSNO, _FN],
+        "a handle for hooks.remove",
+        "Run fn after the syscall; it may replace the result.",
+    ),
     _fn("AddHookBefore", [_SYSNO, _FN], "a handle", "Another name of AddCbBefore."),
     _fn("AddHookAfter", [_SYSNO, _FN], "a handle", "Another name of AddCbAfter."),
-    _fn("before", [_WHICH, _FN], "a handle",
-        "Run fn before each named syscall; callbacks on one syscall stack."),
-    _fn("after", [_WHICH, _FN], "a handle",
-        "Run fn after each named syscall; callbacks on one syscall stack."),
-    _fn("remove", [("handle", "what a registration returned")],
-        "true if a callback was removed", "Unregister one callback."),
-    _fn("onExit", [("fn", "fn({code, signal})")], "a handle",
-        "Run fn once when the sandboxed program ends."),
-    _fn("readBytes", [("addr", "a guest address"), ("count", "bytes to read")],
-        "a Uint8Array", "Read guest memory of the calling process."),
-    _fn("writeBytes", [("addr", "a guest address"),
-                       ("bytes", "a Uint8Array, ArrayBuffer or array of byte values")],
-        "the count written", "Write guest memory of the calling process."),
-    _fn("readString", [("addr", "a guest address"), ("maxlen", "most bytes to read")],
-        "a string", "Read a string up to its NUL or maxlen bytes (UTF-8)."),
-    _fn("writeString", [("addr", "a guest address"), ("str", "the text")],
-        "the bytes written", "Write str as UTF-8 followed by a NUL."),
+    _fn(
+        "before",
+        [_WHICH, _FN],
+        "a handle",
+        "Run fn before each named syscall; callbacks on one syscall stack.",
+    ),
+    _fn(
+        "after",
+        [_WHICH, _FN],
+        "a handle",
+        "Run fn after each named syscall; callbacks on one syscall stack.",
+    ),
+    _fn(
+        "remove",
+        [("handle", "what a registration returned")],
+        "true if a callback was removed",
+        "Unregister one callback.",
+    ),
+    _fn(
+        "onExit",
+        [("fn", "fn({code, signal})")],
+        "a handle",
+        "Run fn once when the sandboxed program ends.",
+    ),
+    _fn(
+        "readBytes",
+        [("addr", "a guest address"), ("count", "bytes to read")],
+        "a Uint8Array",
+        "Read guest memory of the calling process.",
+    ),
+    _fn(
+        "writeBytes",
+        [
+            ("addr", "a guest address"),
+            ("bytes", "a Uint8Array, ArrayBuffer or array of byte values"),
+        ],
+        "the count written",
+        "Write guest memory of the calling process.",
+    ),
+    _fn(
+        "readString",
+        [("addr", "a guest address"), ("maxlen", "most bytes to read")],
+        "a string",
+        "Read a string up to its NUL or maxlen bytes (UTF-8).",
+    ),
+    _fn(
+        "writeString",
+        [("addr", "a guest address"), ("str", "the text")],
+        "the bytes written",
+        "Write str as UTF-8 followed by a NUL.",
+    ),
     _fn("getArgv", [], "an array of strings", "The process's arguments."),
     _fn("getEnvs", [], "an array of NAME=value strings", "The process's environment."),
     _fn("getCwd", [], "a path", "The process's working directory."),
-    _fn("getFdInfo", [("fd", "a descriptor")],
+    _fn(
+        "getFdInfo",
+        [("fd", "a descriptor")],
         "{fd, path, type, mode, flags, nlinks, readable, writable} or null",
-        "What an open descriptor refers to."),
+        "What an open descriptor refers to.",
+    ),
     _fn("getFdsInfo", [], "an array of getFdInfo objects", "Every open descriptor."),
     _fn("getMmaps", [], "text", "The process's /proc/self/maps."),
-    _fn("getPidInfo", [],
+    _fn(
+        "getPidInfo",
+        [],
         "{PID, PPID, TID, UID, GID, EUID, EGID, session: {sessionID, PGID, "
-        "foregroundID, otherPGIDs}}", "Ids of the calling process."),
-    _fn("getSignalInfo", [],
+        "foregroundID, otherPGIDs}}",
+        "Ids of the calling process.",
+    ),
+    _fn(
+        "getSignalInfo",
+        [],
         "{blocked, pending, blockedNames, pendingNames, actions}",
-        "Signal masks and the actions that are not the default."),
-    _fn("getThreadInfo", [("tid", "optional: a thread id (default: the caller)")],
-        "{TID, TGID, TIDsInTg, name, stopped}", "About one thread."),
-    _fn("anonMmap", [("len", "bytes")], "the address",
-        "Map private read-write memory in the calling process."),
-    _fn("munmap", [("addr", "an address"), ("len", "bytes")], "0",
-        "Unmap memory of the calling process."),
-    _fn("sendSignal", [_TID, ("signo", "a signal number or name")], "0",
-        "Send a signal to a thread; delivered when the syscall ends."),
-    _fn("nameToSignal", [("name", 'a signal name such as "SIGTERM" or "term"')],
-        "the signal number", "Look a signal up by name."),
-    _fn("signalMaskToNames", [("mask", "a signal mask")], "an array of names",
-        "The names of the signals set in a mask."),
-    _fn("stopThreads", [], "how many were stopped",
-        "Stop the other threads of the process until the syscall ends."),
-    _fn("resumeThreads", [], "how many were resumed",
-        "Resume the threads stopped by stopThreads."),
-    _fn("print", [("...msgs", "values, objects shown as JSON")], "undefined",
-        "One line on the sandbox's stderr."),
-    _fn("logJson", [("msg", "any value with a JSON form")], "undefined",
-        "One JSON record: on the log stream when there is one, else on stderr."),
+        "Signal masks and the actions that are not the default.",
+    ),
+    _fn(
+        "getThreadInfo",
+        [("tid", "optional: a thread id (default: the caller)")],
+        "{TID, TGID, TIDsInTg, name, stopped}",
+        "About one thread.",
+    ),
+    _fn(
+        "anonMmap",
+        [("len", "bytes")],
+        "the address",
+        "Map private read-write memory in the calling process.",
+    ),
+    _fn(
+        "munmap",
+        [("addr", "an address"), ("len", "bytes")],
+        "0",
+        "Unmap memory of the calling process.",
+    ),
+    _fn(
+        "sendSignal",
+        [_TID, ("signo", "a signal number or name")],
+        "0",
+        "Send a signal to a thread; delivered when the syscall ends.",
+    ),
+    _fn(
+        "nameToSignal",
+        [("name", 'a signal name such as "SIGTERM" or "term"')],
+        "the signal number",
+        "Look a signal up by name.",
+    ),
+    _fn(
+        "signalMaskToNames",
+        [("mask", "a signal mask")],
+        "an array of names",
+        "The names of the signals set in a mask.",
+    ),
+    _fn(
+        "stopThreads",
+        [],
+        "how many were stopped",
+        "Stop the other threads of the process until the syscall ends.",
+    ),
+    _fn(
+        "resumeThreads",
+        [],
+        "how many were resumed",
+        "Resume the threads stopped by stopThreads.",
+    ),
+    _fn(
+        "print",
+        [("...msgs", "values, objects shown as JSON")],
+        "undefined",
+        "One line on the sandbox's stderr.",
+    ),
+    _fn(
+        "logJson",
+        [("msg", "any value with a JSON form")],
+        "undefined",
+        "One JSON record: on the log stream when there is one, else on stderr.",
+    ),
 ]
 
 
@@ -186,7 +279,11 @@ class Requests:
                 known = ", ".join(sorted([*self._handlers, *ALIASES]))
                 raise RequestError(f"unknown request {kind!r} (known: {known})")
             message, payload = handler(request)
-            reply: dict[str, Any] = {"type": "ok", "message": message, "payload": payload}
+            reply: dict[str, Any] = {
+                "type": "ok",
+                "message": message,
+                "payload": payload,
+            }
         except RequestError as exc:
             reply = {"type": "error", "message": str(exc)}
         except Exception as exc:  # noqa: BLE001 - a request never stops the guest
@@ -262,13 +359,15 @@ class Requests:
         tasks = []
         for task in sorted(kernel.all_tasks(), key=lambda t: t.tid):
             proc = task.process
-            tasks.append({
-                "pid": proc.pid,
-                "tid": task.tid,
-                "ppid": proc.ppid,
-                "name": task.name,
-                "state": kernel.task_state(proc, task),
-            })
+            tasks.append(
+                {
+                    "pid": proc.pid,
+                    "tid": task.tid,
+                    "ppid": proc.ppid,
+                    "name": task.name,
+                    "state": kernel.task_state(proc, task),
+                }
+            )
         counts = self._counts()
         by_name = {
             SYSCALL_NAMES.get(nr, f"syscall_{nr}"): n
@@ -326,7 +425,11 @@ def _removal(index: int, item: Any) -> tuple[int | str | None, str]:
         if nr is None:
             raise RequestError(f"{where}: no syscall named {sysno!r}")
         sysno = nr
-    if isinstance(sysno, bool) or not isinstance(sysno, int) or sysno not in SYSCALL_NAMES:
+    if (
+        isinstance(sysno, bool)
+        or not isinstance(sysno, int)
+        or sysno not in SYSCALL_NAMES
+    ):
         raise RequestError(f'{where}: "sysno" must be a syscall number, name or "*"')
     return sysno, phase
 

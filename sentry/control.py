@@ -137,7 +137,9 @@ def listen(address: Address) -> socket.socket:
             sock.close()
             raise
     except OSError as exc:
-        raise ControlError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+        raise ControlError(
+            f"cannot listen on {address}: {exc.strerror or exc}"
+        ) from None
     sock.setblocking(False)
     return sock
 
@@ -252,8 +254,9 @@ class ControlServer:
     """The listening socket and its clients, served at the kernel's safe
     points (see the module docstring)."""
 
-    def __init__(self, kernel: Kernel, requests: Requests, sock: socket.socket,
-                 address: Address) -> None:
+    def __init__(
+        self, kernel: Kernel, requests: Requests, sock: socket.socket, address: Address
+    ) -> None:
         self.kernel = kernel
         self.requests = requests
         self.address = address
@@ -264,8 +267,9 @@ class ControlServer:
         self.closed = False
 
     @classmethod
-    def open(cls, kernel: Kernel, address: Address, requests: Requests
-             ) -> ControlServer:
+    def open(
+        cls, kernel: Kernel, address: Address, requests: Requests
+    ) -> ControlServer:
         """Listen at ``address`` (ControlError if that cannot be done)."""
         if not address.is_loopback:
             raise ControlError(
@@ -320,7 +324,9 @@ class ControlServer:
         sock.setblocking(False)
         client = _Client(sock)
         if len(self._clients) >= MAX_CLIENTS:
-            client.outbuf += self.requests_error(f"too many clients (at most {MAX_CLIENTS})")
+            client.outbuf += self.requests_error(
+                f"too many clients (at most {MAX_CLIENTS})"
+            )
             self._flush(client)
             sock.close()
             return

@@ -127,13 +127,16 @@ def _tracer(ns: argparse.Namespace, kernel: Kernel, stream: LogStream | None) ->
     return None
 
 
-def _open_control(ns: argparse.Namespace, kernel: Kernel, live: Live,
-                  address: Address) -> None:
+def _open_control(
+    ns: argparse.Namespace, kernel: Kernel, live: Live, address: Address
+) -> None:
     from jshooks.control import Requests
 
     token = ns.control_token or os.environ.get(TOKEN_ENV) or None
     generated = False
-    if token is not None and (not token.isprintable() or any(c.isspace() for c in token)):
+    if token is not None and (
+        not token.isprintable() or any(c.isspace() for c in token)
+    ):
         raise LiveError("the control token must be printable text without spaces")
     if token is None and address.kind == "tcp":
         token, generated = secrets.token_hex(16), True

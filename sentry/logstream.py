@@ -77,8 +77,9 @@ def rfc3339_now() -> str:
 class LogStream:
     """A connected socket and the thread that writes records to it."""
 
-    def __init__(self, sock: socket.socket, address: Address,
-                 queue_bytes: int = QUEUE_BYTES) -> None:
+    def __init__(
+        self, sock: socket.socket, address: Address, queue_bytes: int = QUEUE_BYTES
+    ) -> None:
         self.address = address
         self.sent = 0
         self.dropped = 0
@@ -149,8 +150,10 @@ class LogStream:
         if self.broken is not None:
             _note(f"log stream to {self.address} ended: {self.broken}")
         if self.dropped:
-            _note(f"log stream to {self.address}: {self.dropped} records dropped "
-                  f"({self.sent} sent)")
+            _note(
+                f"log stream to {self.address}: {self.dropped} records dropped "
+                f"({self.sent} sent)"
+            )
 
     # --- the writer thread ---------------------------------------------------------
 
@@ -190,8 +193,14 @@ class LogTracer(Tracer):
     """The syscall tracer that also writes every entry and exit to a
     :class:`LogStream` (and strace text or JSON when those are asked for)."""
 
-    def __init__(self, kernel: Kernel, stream: LogStream, text: TextIO | None = None,
-                 json_out: TextIO | None = None, owned: Sequence[TextIO] = ()) -> None:
+    def __init__(
+        self,
+        kernel: Kernel,
+        stream: LogStream,
+        text: TextIO | None = None,
+        json_out: TextIO | None = None,
+        owned: Sequence[TextIO] = (),
+    ) -> None:
         super().__init__(kernel, text, json_out, owned)
         self.stream = stream
         # tid -> (registers at entry, host time of entry): the call under way.
@@ -200,8 +209,13 @@ class LogTracer(Tracer):
         self._parked: set[int] = set()
 
     @classmethod
-    def open_with(cls, kernel: Kernel, stream: LogStream, strace_target: str | None,
-                  json_path: str | None) -> LogTracer:
+    def open_with(
+        cls,
+        kernel: Kernel,
+        stream: LogStream,
+        strace_target: str | None,
+        json_path: str | None,
+    ) -> LogTracer:
         """Like :meth:`Tracer.open`, with the stream (OSError on outputs)."""
         plain = Tracer.open(kernel, strace_target, json_path)
         return cls(kernel, stream, plain.text, plain.json_out, plain._owned)
@@ -224,8 +238,9 @@ class LogTracer(Tracer):
                     t if t is not None else hex_or_null(pending.call.args[i])
                     for i, t in enumerate(pending.texts)
                 ]
-                self.stream.put(self._msg(task, "E", pending.name, pending.nr,
-                                          output, None))
+                self.stream.put(
+                    self._msg(task, "E", pending.name, pending.nr, output, None)
+                )
         except Exception:  # noqa: BLE001 - the stream never stops the guest
             self._warn_once("stream-enter", "streaming a syscall entry failed")
 
@@ -250,7 +265,9 @@ class LogTracer(Tracer):
                 name, text = errno_text(errno)
                 rval["Err"], rval["Errno"] = f"{name} ({text})", errno
             output = [t or "" for t in pending.texts]
-            self.stream.put(self._msg(task, "X", pending.name, pending.nr, output, rval))
+            self.stream.put(
+                self._msg(task, "X", pending.name, pending.nr, output, rval)
+            )
         except Exception:  # noqa: BLE001 - the stream never stops the guest
             self._warn_once("stream-exit", "streaming a syscall exit failed")
 
@@ -271,8 +288,15 @@ class LogTracer(Tracer):
         nr = entry[0][0] if entry is not None else -1
         name = self._name(nr) if nr >= 0 else ""
         if task is None:
-            msg = {"LogType": "J", "Taskname": "", "Syscallname": name, "Sysno": nr,
-                   "Output": value, "Rval": None, "LogPrefix": ""}
+            msg = {
+                "LogType": "J",
+                "Taskname": "",
+                "Syscallname": name,
+                "Sysno": nr,
+                "Output": value,
+                "Rval": None,
+                "LogPrefix": "",
+            }
             self.stream.put(msg)
             return
         self.stream.put(self._msg(task, "J", name, nr, value, None))
@@ -286,8 +310,14 @@ class LogTracer(Tracer):
         return syscall_name(nr)
 
     @staticmethod
-    def _msg(task: Task, kind: str, name: str, nr: int, output: Any,
-             rval: dict[str, Any] | None) -> dict[str, Any]:
+    def _msg(
+        task: Task,
+        kind: str,
+        name: str,
+        nr: int,
+        output: Any,
+        rval: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         return {
             "LogType": kind,
             "Taskname": task.name,

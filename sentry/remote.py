@@ -36,48 +36,81 @@ MAX_ANSWER = 64 << 20
 def add_parsers(sub: Any) -> None:
     """Add the ``hooks`` and ``logs`` subcommands to the CLI's subparsers."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--control", metavar="ADDR", default=argparse.SUPPRESS,
-                        help=f"the sandbox's control socket (default: ${CONTROL_ENV})")
-    common.add_argument("--token", default=argparse.SUPPRESS,
-                        help=f"the control token (default: ${TOKEN_ENV})")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print the answer as JSON")
+    common.add_argument(
+        "--control",
+        metavar="ADDR",
+        default=argparse.SUPPRESS,
+        help=f"the sandbox's control socket (default: ${CONTROL_ENV})",
+    )
+    common.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        help=f"the control token (default: ${TOKEN_ENV})",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the answer as JSON",
+    )
 
-    hooks = sub.add_parser("hooks", parents=[common],
-                           help="inspect and change the hooks of a running sandbox")
-    verbs = hooks.add_subparsers(dest="verb", required=True,
-                                 parser_class=type(hooks))
+    hooks = sub.add_parser(
+        "hooks",
+        parents=[common],
+        help="inspect and change the hooks of a running sandbox",
+    )
+    verbs = hooks.add_subparsers(dest="verb", required=True, parser_class=type(hooks))
     verbs.add_parser("info", parents=[common], help="describe the hooks API")
-    load = verbs.add_parser("load", parents=[common],
-                            help="run a hooks script in the sandbox")
+    load = verbs.add_parser(
+        "load", parents=[common], help="run a hooks script in the sandbox"
+    )
     load.add_argument("file", metavar="FILE.js")
     verbs.add_parser("list", parents=[common], help="list the registered callbacks")
-    remove = verbs.add_parser("remove", parents=[common],
-                              help="remove callbacks: --all, or SYSNO TYPE")
+    remove = verbs.add_parser(
+        "remove", parents=[common], help="remove callbacks: --all, or SYSNO TYPE"
+    )
     remove.add_argument("--all", action="store_true", help="remove every callback")
-    remove.add_argument("sysno", nargs="?", metavar="SYSNO",
-                        help='a syscall number or name, or "*"')
-    remove.add_argument("type", nargs="?", metavar="TYPE",
-                        help="before, after or exit")
-    verbs.add_parser("status", parents=[common],
-                     help="tasks, syscall counts and uptime of the sandbox")
-    verbs.add_parser("detach", parents=[common],
-                     help="drop every hook and stop tracing; the program runs on")
+    remove.add_argument(
+        "sysno", nargs="?", metavar="SYSNO", help='a syscall number or name, or "*"'
+    )
+    remove.add_argument("type", nargs="?", metavar="TYPE", help="before, after or exit")
+    verbs.add_parser(
+        "status",
+        parents=[common],
+        help="tasks, syscall counts and uptime of the sandbox",
+    )
+    verbs.add_parser(
+        "detach",
+        parents=[common],
+        help="drop every hook and stop tracing; the program runs on",
+    )
 
     logs = sub.add_parser("logs", help="listen for a log stream and print it")
     logs.add_argument("address", metavar="ADDR", help="unix:PATH or tcp:HOST:PORT")
-    logs.add_argument("--syscall", action="append", default=[], metavar="NAME",
-                      help="only these syscalls (repeatable, or comma-separated)")
-    logs.add_argument("--pid", type=int, metavar="PID",
-                      help="only this process or thread")
-    logs.add_argument("--errors", action="store_true",
-                      help="only calls that failed")
-    logs.add_argument("--entries", action="store_true",
-                      help="also print syscall entries (exits only by default)")
-    logs.add_argument("--json", action="store_true",
-                      help="print the records that pass the filters as they came")
-    logs.add_argument("--once", action="store_true",
-                      help="stop when the first sandbox's stream ends")
+    logs.add_argument(
+        "--syscall",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only these syscalls (repeatable, or comma-separated)",
+    )
+    logs.add_argument(
+        "--pid", type=int, metavar="PID", help="only this process or thread"
+    )
+    logs.add_argument("--errors", action="store_true", help="only calls that failed")
+    logs.add_argument(
+        "--entries",
+        action="store_true",
+        help="also print syscall entries (exits only by default)",
+    )
+    logs.add_argument(
+        "--json",
+        action="store_true",
+        help="print the records that pass the filters as they came",
+    )
+    logs.add_argument(
+        "--once", action="store_true", help="stop when the first sandbox's stream ends"
+    )
 
 
 def main(ns: argparse.Namespace) -> int:
@@ -159,8 +192,9 @@ def _request(ns: argparse.Namespace) -> dict[str, Any]:
     return {"type": "unregister-callbacks", "options": "list", "list": [item]}
 
 
-def ask(address: Address, request: dict[str, Any], timeout: float = 30.0
-        ) -> dict[str, Any]:
+def ask(
+    address: Address, request: dict[str, Any], timeout: float = 30.0
+) -> dict[str, Any]:
     """Send one request, wait for its answer line and return it decoded."""
     with connect(address, timeout) as sock:
         sock.sendall(json.dumps(request).encode() + b"\n")
@@ -168,7 +202,9 @@ def ask(address: Address, request: dict[str, Any], timeout: float = 30.0
         while b"\n" not in data:
             chunk = sock.recv(65536)
             if not chunk:
-                raise ControlError("the sandbox closed the connection without answering")
+                raise ControlError(
+                    "the sandbox closed the connection without answering"
+                )
             data += chunk
             if len(data) > MAX_ANSWER:
                 raise ControlError("the answer is too long")
@@ -218,8 +254,15 @@ def _hooks_table(hooks: list[dict[str, Any]]) -> str:
             name += " (disabled)"
         elif h.get("failures"):
             name += f" ({h['failures']} failures)"
-        rows.append((str(h.get("handle", "")), str(h.get("type", "")),
-                     str(h.get("syscall", "")) or "-", name, str(h.get("where", ""))))
+        rows.append(
+            (
+                str(h.get("handle", "")),
+                str(h.get("type", "")),
+                str(h.get("syscall", "")) or "-",
+                name,
+                str(h.get("where", "")),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
@@ -237,8 +280,10 @@ def _status_text(status: dict[str, Any]) -> str:
         f"{'PID':>6} {'TID':>6} {'PPID':>6} S NAME",
     ]
     for t in status.get("tasks", []):
-        lines.append(f"{t.get('pid', 0):>6} {t.get('tid', 0):>6} {t.get('ppid', 0):>6} "
-                     f"{t.get('state', '?')} {t.get('name', '')}")
+        lines.append(
+            f"{t.get('pid', 0):>6} {t.get('tid', 0):>6} {t.get('ppid', 0):>6} "
+            f"{t.get('state', '?')} {t.get('name', '')}"
+        )
     by_name = calls.get("by_name", {})
     if by_name:
         lines += ["", f"{'CALLS':>10} SYSCALL"]
@@ -291,7 +336,9 @@ def format_record(record: dict[str, Any]) -> str:
     msg = record.get("msg", {})
     kind = msg.get("LogType")
     if kind == "D":
-        return f"--- {msg.get('Dropped')} records dropped by the sandbox (slow reader) ---"
+        return (
+            f"--- {msg.get('Dropped')} records dropped by the sandbox (slow reader) ---"
+        )
     head = f"{msg.get('LogPrefix', '')} {msg.get('Taskname', '')}".strip()
     output = msg.get("Output")
     if kind == "J":
@@ -300,7 +347,9 @@ def format_record(record: dict[str, Any]) -> str:
     if kind == "T":
         text = output[0] if isinstance(output, list) and output else output
         return f"{head} +++ {text} +++"
-    args = ", ".join(str(a) for a in output) if isinstance(output, list) else str(output)
+    args = (
+        ", ".join(str(a) for a in output) if isinstance(output, list) else str(output)
+    )
     call = f"{msg.get('Syscallname')}({args})"
     if kind == "E":
         return f"{head} {call} ..."

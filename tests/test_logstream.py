@@ -67,21 +67,28 @@ class Listener:
         return [json.loads(line) for line in lines[:-1]]
 
 
-def files_run(loop: Path, tmp_path: Path, listener: Listener, opts: list[str] = ()
-              ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]], Path]:
+def files_run(
+    loop: Path, tmp_path: Path, listener: Listener, opts: list[str] = ()
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]], Path]:
     data = tmp_path / "data.txt"
     data.write_text("hello stream\n")
-    result = run_sandbox(loop, ["files", str(data)],
-                         ["--log-socket", listener.address, *opts])
+    result = run_sandbox(
+        loop, ["files", str(data)], ["--log-socket", listener.address, *opts]
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hello stream\nmissing: ENOENT\n"
     return result, listener.records(), data
 
 
-def msgs(records: list[dict[str, Any]], kind: str, name: str | None = None
-         ) -> list[dict[str, Any]]:
-    return [r["msg"] for r in records if r["msg"]["LogType"] == kind
-            and (name is None or r["msg"]["Syscallname"] == name)]
+def msgs(
+    records: list[dict[str, Any]], kind: str, name: str | None = None
+) -> list[dict[str, Any]]:
+    return [
+        r["msg"]
+        for r in records
+        if r["msg"]["LogType"] == kind
+        and (name is None or r["msg"]["Syscallname"] == name)
+    ]
 
 
 def test_every_record_has_gwisords_fields(loop: Path, tmp_path: Path) -> None:
@@ -93,8 +100,14 @@ def test_every_record_has_gwisords_fields(loop: Path, tmp_path: Path) -> None:
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", record["time"])
         datetime.fromisoformat(record["time"].replace("Z", "+00:00"))
         msg = record["msg"]
-        assert {"LogType", "Taskname", "Syscallname", "Output", "Rval",
-                "LogPrefix"} <= set(msg)
+        assert {
+            "LogType",
+            "Taskname",
+            "Syscallname",
+            "Output",
+            "Rval",
+            "LogPrefix",
+        } <= set(msg)
         assert msg["LogPrefix"] == "[1:1]"
         assert msg["Taskname"] == "control_loop"
 
@@ -124,8 +137,12 @@ def test_records_of_known_syscalls(loop: Path, tmp_path: Path) -> None:
     assert opened["Rval"]["Retval"] == 3
     assert (opened["Rval"]["Err"], opened["Rval"]["Errno"]) == ("", 0)
     assert missing["Output"][1] == f'"{data}.missing"'
-    assert missing["Rval"] == {**missing["Rval"], "Retval": -2, "Errno": 2,
-                               "Err": "ENOENT (No such file or directory)"}
+    assert missing["Rval"] == {
+        **missing["Rval"],
+        "Retval": -2,
+        "Errno": 2,
+        "Err": "ENOENT (No such file or directory)",
+    }
 
     # read(2) fills its buffer: an address at entry, the bytes at exit.
     entry = msgs(records, "E", "read")[0]
@@ -141,11 +158,14 @@ def test_records_of_known_syscalls(loop: Path, tmp_path: Path) -> None:
 
 def test_log_json_records_come_from_hooks(loop: Path, tmp_path: Path) -> None:
     script = tmp_path / "log.js"
-    script.write_text('hooks.after("openat", function (d, p, f, m, a4, a5, ctx) {'
-                      ' hooks.logJson({path: ctx.path(1), ret: ctx.ret, big: 2n ** 60n});'
-                      ' });')
-    result, records, data = files_run(loop, tmp_path, Listener(tmp_path).start(),
-                                      ["--hooks", str(script)])
+    script.write_text(
+        'hooks.after("openat", function (d, p, f, m, a4, a5, ctx) {'
+        " hooks.logJson({path: ctx.path(1), ret: ctx.ret, big: 2n ** 60n});"
+        " });"
+    )
+    result, records, data = files_run(
+        loop, tmp_path, Listener(tmp_path).start(), ["--hooks", str(script)]
+    )
     logged = msgs(records, "J")
     assert [m["Output"] for m in logged][-2:] == [
         {"path": str(data), "ret": 3, "big": str(2**60)},
@@ -163,8 +183,9 @@ def test_the_stream_goes_over_tcp_too(loop: Path, tmp_path: Path) -> None:
 
 
 def test_strace_and_the_stream_together(loop: Path, tmp_path: Path) -> None:
-    result, records, data = files_run(loop, tmp_path, Listener(tmp_path).start(),
-                                      ["--strace"])
+    result, records, data = files_run(
+        loop, tmp_path, Listener(tmp_path).start(), ["--strace"]
+    )
     traced = rf'openat\(AT_FDCWD[^,]*, "{re.escape(str(data))}.missing", O_RDONLY\) *= -1 ENOENT'
     assert re.search(traced, result.stderr), result.stderr
     assert len(msgs(records, "X", "openat")) == result.stderr.count("openat(")
@@ -179,8 +200,9 @@ def test_the_config_log_socket_is_used(loop: Path, tmp_path: Path) -> None:
 
 
 def test_nobody_listening_fails_the_run_at_start(loop: Path, tmp_path: Path) -> None:
-    result = run_sandbox(loop, ["calls", "1"],
-                         ["--log-socket", f"unix:{tmp_path / 'nobody.sock'}"])
+    result = run_sandbox(
+        loop, ["calls", "1"], ["--log-socket", f"unix:{tmp_path / 'nobody.sock'}"]
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert "cannot connect to the log socket" in result.stderr
@@ -188,9 +210,11 @@ def test_nobody_listening_fails_the_run_at_start(loop: Path, tmp_path: Path) -> 
 
 
 def test_log_optional_runs_on_without_a_listener(loop: Path, tmp_path: Path) -> None:
-    result = run_sandbox(loop, ["calls", "1"],
-                         ["--log-socket", f"unix:{tmp_path / 'nobody.sock'}",
-                          "--log-optional"])
+    result = run_sandbox(
+        loop,
+        ["calls", "1"],
+        ["--log-socket", f"unix:{tmp_path / 'nobody.sock'}", "--log-optional"],
+    )
     assert result.returncode == 0
     assert result.stdout == "done 1\n"
     assert "no log stream" in result.stderr
@@ -202,9 +226,23 @@ def test_a_reader_that_stalls_does_not_block_the_guest_and_drops_are_reported(
     listener = Listener(tmp_path)  # accepts nothing and reads nothing for now
     stop = tmp_path / "stop"
     guest = subprocess.Popen(
-        [sys.executable, "-m", "sentry", "run", "--log-socket", listener.address,
-         str(loop), "burst", "40000", str(stop)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sandbox_env())
+        [
+            sys.executable,
+            "-m",
+            "sentry",
+            "run",
+            "--log-socket",
+            listener.address,
+            str(loop),
+            "burst",
+            "40000",
+            str(stop),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=sandbox_env(),
+    )
     try:
         # 80000 records do not fit in the queue: the guest goes on regardless.
         assert guest.stdout is not None
@@ -253,7 +291,11 @@ def logs_viewer(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], str]
     address = f"unix:{tmp_path / 'viewer.sock'}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sentry", "logs", address, "--once", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=sandbox_env())
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=sandbox_env(),
+    )
     assert proc.stderr is not None
     assert "listening for log streams" in proc.stderr.readline()
     return proc, address
@@ -273,9 +315,16 @@ def view(loop: Path, tmp_path: Path, *args: str) -> tuple[list[str], Path]:
 def test_logs_prints_one_line_per_call(loop: Path, tmp_path: Path) -> None:
     lines, data = view(loop, tmp_path)
     assert f'[1:1] control_loop openat(AT_FDCWD, "{data}", O_RDONLY) = 3' in "\n".join(
-        lines)
-    assert any(re.fullmatch(r'\[1:1\] control_loop write\(1, "hello\\n", 6\) = 6 '
-                            r"<[\d.]+ us>", line) for line in lines), lines
+        lines
+    )
+    assert any(
+        re.fullmatch(
+            r'\[1:1\] control_loop write\(1, "hello\\n", 6\) = 6 '
+            r"<[\d.]+ us>",
+            line,
+        )
+        for line in lines
+    ), lines
     assert lines[-1] == "[1:1] control_loop +++ exited with 0 +++"
     assert not any(line.endswith(" ...") for line in lines)
 
@@ -297,3 +346,59 @@ def test_logs_shows_only_failed_calls_with_errors(loop: Path, tmp_path: Path) ->
 def test_logs_filters_by_pid(loop: Path, tmp_path: Path) -> None:
     assert view(loop, tmp_path, "--pid", "1")[0]
     assert view(loop, tmp_path, "--pid", "2")[0] == []
+
+
+def wait_until_asleep(control: Path) -> None:
+    """Ask the control socket until the guest's task waits in a syscall."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(control))
+                sock.sendall(b'{"type": "status"}\n')
+                answer = json.loads(sock.makefile().readline())
+            if answer["payload"]["tasks"][0]["state"] == "S":
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    pytest.fail("the guest never waited")
+
+
+def test_a_call_that_waits_has_one_entry_record(loop: Path, tmp_path: Path) -> None:
+    listener = Listener(tmp_path).start()
+    control = tmp_path / "control.sock"
+    guest = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sentry",
+            "run",
+            "--log-socket",
+            listener.address,
+            "--control",
+            f"unix:{control}",
+            str(loop),
+            "read",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=sandbox_env(),
+    )
+    assert guest.stdin is not None
+    wait_until_asleep(control)  # in its first read, on the empty pipe
+    time.sleep(0.5)
+    guest.stdin.write("late\n")
+    guest.stdin.flush()
+    time.sleep(0.5)
+    out, err = guest.communicate("", timeout=WAIT)
+    assert guest.returncode == 0, err
+    assert out == "got late\n"
+    records = listener.records()
+    entries = msgs(records, "E", "read")
+    exits = msgs(records, "X", "read")
+    assert len(entries) == len(exits) == 2
+    assert exits[0]["Output"][1] == '"late\\n"'
+    assert exits[0]["Rval"]["Elapsed"] >= 500_000_000
