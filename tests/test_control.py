@@ -752,3 +752,42 @@ def test_the_client_says_what_is_wrong_with_its_command_line(tmp_path: Path) -> 
     assert unreachable.returncode == 2
     assert f"cannot reach the sandbox at {nowhere}" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+def test_a_script_can_replace_a_hook_by_its_handle(loop: Path, tmp_path: Path) -> None:
+    with running(loop, tmp_path) as (guest, address):
+        first = request(address, {"type": "change-state", "source": GETPPID_4242})
+        handle = first["payload"][0]["handle"]
+        ticks(guest, 4242)
+        replace = (
+            f"hooks.remove({handle});"
+            ' hooks.after("getppid", () => ({ ret: 99, errno: 0 }));'
+        )
+        second = request(address, {"type": "change-state", "source": replace})
+        assert second["type"] == "ok", second
+        ticks(guest, 99)
+        listed = request(address, {"type": "current-callbacks"})["payload"]
+        assert [h["handle"] for h in listed] == [second["payload"][0]["handle"]]
+    assert guest.finish() == 0
+
+
+def test_removing_star_and_exit_callbacks(loop: Path, tmp_path: Path) -> None:
+    source = 'hooks.before("*", function every() {}); hooks.onExit(function end() {});'
+    with running(loop, tmp_path) as (guest, address):
+        loaded = request(address, {"type": "change-state", "source": source})
+        kinds = [(h["sysno"], h["type"]) for h in loaded["payload"]]
+        assert kinds == [("*", "before"), (None, "exit")]
+        # A number does not take a callback off "*".
+        by_number = [{"sysno": 110, "type": "before"}]
+        answer = request(
+            address,
+            {"type": "unregister-callbacks", "options": "list", "list": by_number},
+        )
+        assert answer["payload"] == {"removed": 0}
+        both = [{"sysno": "*", "type": "before"}, {"type": "exit"}]
+        answer = request(
+            address, {"type": "unregister-callbacks", "options": "list", "list": both}
+        )
+        assert answer["payload"] == {"removed": 2}
+        assert request(address, {"type": "current-callbacks"})["payload"] == []
+    assert guest.finish() == 0
