@@ -31,6 +31,8 @@ EXIT_ERROR_ANSWER = 1
 EXIT_USAGE = 2
 # The longest answer line accepted from a server.
 MAX_ANSWER = 64 << 20
+# The longest record line accepted by pysentry logs.
+MAX_RECORD = 16 << 20
 
 
 def add_parsers(sub: Any) -> None:
@@ -425,6 +427,11 @@ def _serve_logs(server: socket.socket, keep: _Filter, raw: bool, once: bool) -> 
             for line in lines:
                 _show(line, keep, raw)
             sys.stdout.flush()
+            if len(rest) > MAX_RECORD:
+                sys.stderr.write(
+                    "pysentry: a record longer than 16 MiB: stream dropped\n"
+                )
+                data = b""
             if not data:
                 selector.unregister(conn)
                 conn.close()
