@@ -13,11 +13,11 @@ second thread would mostly wait anyway). The sockets are non-blocking and
 looked at in two places:
 
 * between time slices, through :attr:`Kernel.safe_point`: at most every
-  :data:`POLL_INTERVAL_NS`, a ``select`` with no timeout. While the server
+  :data:`POLL_INTERVAL_NS`, a ``poll`` that does not wait. While the server
   is open the scheduler limits every slice (it watches the server's
   descriptors, see :meth:`Scheduler.watch_host_fd`), so a guest that spins
   without syscalls still comes back to the kernel every few milliseconds;
-* while every task waits on the host, the scheduler's ``select`` includes
+* while every task waits on the host, the scheduler's wait on the host includes
   the listening socket and every connection, and calls :meth:`serve` when
   one is readable.
 
@@ -296,22 +296,25 @@ class ControlServer:
         """Accept, read and answer whatever is ready now, without waiting."""
         if self.closed:
             return
-        readers = [self._sock, *(c.sock for c in self._clients.values())]
-        writers = [c.sock for c in self._clients.values() if c.outbuf]
-        try:
-            readable, writable, _ = select.select(readers, writers, [], 0)
-        except (OSError, ValueError):
-            readable, writable = readers, writers
-        for sock in writable:
-            client = self._clients.get(sock.fileno())
-            if client is not None:
-                self._flush(client)
-        for sock in readable:
-            if sock is self._sock:
+        # poll, not select: the sandbox may hold descriptors past 1024.
+        poller = select.poll()
+        listener = self._sock.fileno()
+        poller.register(listener, select.POLLIN)
+        for fd, client in self._clients.items():
+            poller.register(
+                fd, select.POLLIN | (select.POLLOUT if client.outbuf else 0)
+            )
+        for fd, events in poller.poll(0):
+            if fd == listener:
                 self._accept()
                 continue
-            client = self._clients.get(sock.fileno())
-            if client is not None:
+            client = self._clients.get(fd)
+            if client is None:
+                continue
+            if events & select.POLLOUT:
+                self._flush(client)
+            # A hang-up or an error shows when reading: recv says so.
+            if events & ~select.POLLOUT and self._clients.get(fd) is client:
                 self._read(client)
         if self._detaching:
             self.close()
