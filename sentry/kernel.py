@@ -42,6 +42,7 @@ from sentry.sched import Scheduler
 from sentry.syscalls.mm import SharedFileMaps
 from sentry.syscalls.table import Syscall, default_table
 from sentry.task import Credentials, FdTable, FsContext, Process, Task
+from vfs import pidfd
 from vfs.locks import LockTable
 from vfs.mount import MountTable
 from vfs.wait import WaitQueue, WouldBlock
@@ -231,8 +232,10 @@ class Kernel:
     def reap(self, proc: Process) -> None:
         """Forget a zombie for good (its parent waited for it)."""
         self._processes.pop(proc.pid, None)
+        pidfd.process_changed(proc)
 
     def process_ended(self, proc: Process) -> None:
+        pidfd.process_changed(proc)
         if proc.pid == 1:
             self.exit_status = proc.exit_status
         # The memory goes when no process uses the address space any more.

@@ -43,6 +43,7 @@ from unicorn.x86_const import (
 from sentry import abi
 from sentry.cpu import GP_REGS
 from sentry.errors import SyscallError
+from vfs import signalfd
 
 if TYPE_CHECKING:
     from sentry.kernel import Kernel
@@ -162,6 +163,7 @@ def send_to_task(kernel: Kernel, task: Task, info: SigInfo) -> None:
         return
     task.pending.append(info)
     kernel.signals_pending = True
+    signalfd.signal_generated(task.process)
     _wake(kernel, task, info.signo)
 
 
@@ -180,6 +182,7 @@ def send_to_process(kernel: Kernel, proc: Process, info: SigInfo) -> None:
         return
     proc.shared_pending.append(info)
     kernel.signals_pending = True
+    signalfd.signal_generated(proc)
     for task in proc.threads:
         if not task.exited and not task.sigmask & bit(info.signo):
             _wake(kernel, task, info.signo)

@@ -143,3 +143,62 @@ def test_epoll_nested_instances_and_loops(event_runs, flavour):
 ])
 def test_epoll_wait_blocks_times_out_and_is_interrupted(event_runs, flavour, name):
     same(event_runs, "epoll", flavour, name)
+
+
+# -- timerfd ------------------------------------------------------------------
+
+
+def test_timerfd_checks_arguments_as_linux(event_runs, flavour):
+    same(event_runs, "timerfd", flavour, "create_errors")
+
+
+@pytest.mark.parametrize("name", [
+    "one_shot_counts_one_expiry",
+    "periodic_counts_missed_intervals",
+    "absolute_time_on_each_clock",
+    "settime_resets_the_count",
+    "fork_shares_the_timer",
+])
+def test_timerfd_counts_expirations(event_runs, flavour, name):
+    same(event_runs, "timerfd", flavour, name)
+
+
+def test_timerfd_is_pollable(event_runs, flavour):
+    out = same(event_runs, "timerfd", flavour, "readiness_through_poll_and_epoll")
+    assert "event: 5 0x1" in out
+
+
+# -- signalfd -----------------------------------------------------------------
+
+
+def test_signalfd_checks_arguments_as_linux(event_runs, flavour):
+    same(event_runs, "signalfd", flavour, "create_errors")
+
+
+@pytest.mark.parametrize("name", [
+    "reads_pending_signals_as_records",
+    "realtime_signals_queue_each_value",
+    "blocking_read_waits_for_a_child_signal",
+    "mask_update_on_existing_fd",
+])
+def test_signalfd_reads_blocked_signals(event_runs, flavour, name):
+    same(event_runs, "signalfd", flavour, name)
+
+
+def test_signalfd_is_pollable(event_runs, flavour):
+    out = same(event_runs, "signalfd", flavour, "readiness_through_poll_and_epoll")
+    assert "event: 4 0x1" in out
+
+
+# -- pidfd --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [
+    "open_errors",
+    "poll_reports_exit_then_reap",
+    "epoll_wakes_when_child_exits",
+    "send_signal_with_siginfo",
+    "waitid_by_pidfd",
+])
+def test_pidfd_names_a_process(event_runs, flavour, name):
+    same(event_runs, "pidfd", flavour, name)

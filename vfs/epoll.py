@@ -306,6 +306,10 @@ class EventPoll(OpenFile):
 
     # --- the file ------------------------------------------------------------
 
+    def seek(self, offset: int, whence: int) -> int:
+        # noop_llseek, as Linux gives these files: success, nothing moves.
+        return self.offset
+
     def poll(self) -> int:
         """EPOLLIN while some interest is really ready (ep_eventpoll_poll)."""
         self._harvest_host()

@@ -202,11 +202,27 @@ def waitid(t: Task, idtype: int, ident: int, info: int, options: int, rusage: in
         raise SyscallError(abi.EINVAL)
     if not options & (WEXITED | WSTOPPED | WCONTINUED):
         raise SyscallError(abi.EINVAL)
+    nonblocking_pidfd = False
+    if idtype == P_PIDFD:
+        # A pidfd names the child; one opened PIDFD_NONBLOCK never waits.
+        from sentry.syscalls.events import pidfd_process
+
+        if ident < 0:
+            raise SyscallError(abi.EINVAL)
+        file, child_proc = pidfd_process(t, ident)
+        if file.reaped:
+            raise SyscallError(abi.ECHILD)
+        idtype, ident = P_PID, child_proc.pid
+        nonblocking_pidfd = bool(file.flags & abi.O_NONBLOCK) and not options & WNOHANG
+        if nonblocking_pidfd:
+            options |= WNOHANG
     if idtype not in (P_ALL, P_PID, P_PGID):
         raise SyscallError(abi.EINVAL)
     if idtype == P_PGID and ident == 0:
         ident = t.process.pgid
     found = _wait_common(t, idtype, ident, options)
+    if found is None and nonblocking_pidfd:
+        raise SyscallError(abi.EAGAIN)
     if info:
         if found is None:
             t.mm.write(info, bytes(128))

@@ -256,7 +256,7 @@ def tkill(t: Task, tid: int, signo: int, *_: int) -> int:
     return 0
 
 
-def _queued_info(t: Task, signo: int, info: int, pid: int) -> signals.SigInfo:
+def queued_info(t: Task, signo: int, info: int, pid: int) -> signals.SigInfo:
     """The siginfo a sigqueue caller supplies, as rt_sigqueueinfo checks it."""
     raw = t.mm.read(info, signals.SIGINFO_SIZE)
     code = struct.unpack_from("<i", raw, 8)[0]
@@ -272,7 +272,7 @@ def rt_sigqueueinfo(t: Task, pid: int, signo: int, info: int, *_: int) -> int:
     """rt_sigqueueinfo(2)."""
     pid, signo = s32(pid), s32(signo)
     _check_signo(signo)
-    queued = _queued_info(t, signo, info, pid)
+    queued = queued_info(t, signo, info, pid)
     proc = t.process.kernel.find_process(pid)
     if proc is None or proc.zombie:
         raise SyscallError(abi.ESRCH)
@@ -288,7 +288,7 @@ def rt_tgsigqueueinfo(t: Task, tgid: int, tid: int, signo: int, info: int,
     if tgid <= 0 or tid <= 0:
         raise SyscallError(abi.EINVAL)
     _check_signo(signo)
-    queued = _queued_info(t, signo, info, tgid)
+    queued = queued_info(t, signo, info, tgid)
     target = _thread(t, tid, tgid)
     if signo:
         signals.send_to_task(t.process.kernel, target, queued)
