@@ -276,6 +276,16 @@ class InetNaming:
                 return pack_int(self.opt(level, name, 64))  # type: ignore[attr-defined]
         return None
 
+    def inet_getsockopt_or_fail(self, level: int, name: int) -> bytes:
+        value = self.inet_getsockopt(level, name)
+        if value is not None:
+            return value
+        # ip_getsockopt answers EOPNOTSUPP for a level it does not know.
+        known = (abi.SOL_SOCKET, abi.SOL_IP, abi.SOL_TCP, abi.SOL_UDP)
+        if self.family == abi.AF_INET6:
+            known += (abi.SOL_IPV6,)
+        raise fail(abi.ENOPROTOOPT if level in known else abi.EOPNOTSUPP)
+
     def inet_setsockopt(self, level: int, name: int, value: bytes) -> bool:
         options: dict[tuple[int, int], int] = self.options  # type: ignore[attr-defined]
         if level == abi.SOL_IP and name in (abi.IP_TOS, abi.IP_TTL):
@@ -368,10 +378,7 @@ class LoopTcp(InetNaming, StreamSocket):
                 return pack_int(self.opt(level, name, _TCP_INT_OPTIONS[name]))
         if level == abi.SOL_SOCKET and name == abi.SO_PEERCRED:
             return struct.pack("<iII", 0, 65534, 65534)
-        value = self.inet_getsockopt(level, name)
-        if value is None:
-            raise fail(abi.ENOPROTOOPT)
-        return value
+        return self.inet_getsockopt_or_fail(level, name)
 
     def family_setsockopt(self, level: int, name: int, value: bytes) -> None:
         if level == abi.SOL_TCP:
@@ -457,10 +464,7 @@ class LoopUdp(InetNaming, DgramSocket):
     def family_getsockopt(self, level: int, name: int) -> bytes:
         if level == abi.SOL_SOCKET and name == abi.SO_PEERCRED:
             return struct.pack("<iII", 0, 65534, 65534)
-        value = self.inet_getsockopt(level, name)
-        if value is None:
-            raise fail(abi.ENOPROTOOPT)
-        return value
+        return self.inet_getsockopt_or_fail(level, name)
 
     def family_setsockopt(self, level: int, name: int, value: bytes) -> None:
         if not self.inet_setsockopt(level, name, value):

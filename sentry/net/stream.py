@@ -88,6 +88,7 @@ class StreamSocket(Socket):
         self.peer_creds: Ucred | None = None
         self.peer_closed = False  # TCP: the other end is gone (FIN received)
         self.in_progress = False  # TCP: a non-blocking connect said EINPROGRESS
+        self.failed = False  # TCP: ... and was refused
         self.rx: deque[Segment] = deque()
         self.rx_bytes = 0
         self.backlog: deque[StreamSocket] = deque()
@@ -172,6 +173,12 @@ class StreamSocket(Socket):
             raise fail(abi.EISCONN)
         if self.state == LISTENING:
             raise fail(abi.EISCONN if self.tcp_like else abi.EINVAL)
+        # A connect that failed in the background: its error (if SO_ERROR
+        # did not take it), else ECONNABORTED; then the socket starts afresh.
+        if self.failed:
+            self.failed = False
+            self.shut = 0
+            raise fail(self.take_error() or abi.ECONNABORTED)
         err = self.take_error()
         if err:
             raise fail(err)
@@ -184,6 +191,8 @@ class StreamSocket(Socket):
         except SyscallError as exc:
             if self.tcp_like and self.nonblocking and exc.errno == abi.ECONNREFUSED:
                 self.error = abi.ECONNREFUSED
+                self.failed = True
+                self.shut = SHUTDOWN_MASK
                 self.notify()
                 raise fail(abi.EINPROGRESS) from None
             raise
@@ -391,11 +400,8 @@ class StreamSocket(Socket):
         if self.rx:
             mask |= POLL_READ
         if self.state == UNCONNECTED:
-            # Never connected (or connect failed): hung up as Linux reports.
-            mask |= abi.POLLHUP
-            if not self.tcp_like:
-                mask |= POLL_WRITE
-            return mask
+            # Never connected (or connect failed): hung up, and writable.
+            return mask | abi.POLLHUP | POLL_WRITE
         peer = self.peer
         if peer is None or peer.released or self._space(peer) > 0 or (
                 self.shut & SEND_SHUTDOWN):

@@ -1,0 +1,211 @@
+"""Sockets: Unix sockets, the sandbox's loopback, and the host network.
+
+The C programs in testdata/ (sock_unix, sock_inet) run natively and under
+the sandbox and must print the same: the sandbox's own loopback answers as
+the host's does. The network policy is checked against servers this module
+starts on the host: with ``--net none`` (the default) they are out of reach;
+with ``--net host`` a guest client talks to them, within what
+``--allow-connect`` and ``--allow-bind`` allow. Busybox's nc and wget run as
+real clients (and nc as a server) the same way.
+"""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import assert_same, run_sandbox, skip_unless_exists, tail
+
+BUSYBOX = "/bin/busybox"
+
+
+# --- servers on the host -----------------------------------------------------
+
+
+class _Upper(socketserver.StreamRequestHandler):
+    """Read until end of file, answer with the same bytes in upper case."""
+
+    def handle(self) -> None:
+        data = self.rfile.read()
+        self.wfile.write(data.upper())
+
+
+class _UpperUdp(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        data, sock = self.request
+        sock.sendto(data.upper(), self.client_address)
+
+
+def _serve(server: socketserver.BaseServer) -> Iterator[int]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def tcp_server() -> Iterator[int]:
+    """An upper-casing TCP server on the host's 127.0.0.1; yields its port."""
+    socketserver.TCPServer.allow_reuse_address = True
+    yield from _serve(socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Upper))
+
+
+@pytest.fixture
+def udp_server() -> Iterator[int]:
+    yield from _serve(socketserver.UDPServer(("127.0.0.1", 0), _UpperUdp))
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[int]:
+    """A static HTTP server on the host's loopback serving ``tmp_path``."""
+    (tmp_path / "hello.txt").write_text("hello over http\n")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kw):  # type: ignore[no-untyped-def]
+            super().__init__(*args, directory=str(tmp_path), **kw)
+
+        def log_message(self, *args):  # type: ignore[no-untyped-def]
+            pass
+
+    yield from _serve(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _host_address() -> str:
+    """A non-loopback address of this host (a documentation one if none)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+            address = s.getsockname()[0]
+        except OSError:
+            address = "0.0.0.0"
+    return address if not address.startswith(("127.", "0.")) else "192.0.2.1"
+
+
+# --- differential programs ---------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["static", "musl"])
+def test_unix_sockets_match_native(build, flavour):
+    assert_same(build("sock_unix", flavour))
+
+
+@pytest.mark.parametrize("flavour", ["static", "musl"])
+def test_loopback_tcp_and_udp_match_native(build, flavour):
+    assert_same(build("sock_inet", flavour))
+
+
+# --- --net none ----------------------------------------------------------------
+
+
+def test_net_none_cannot_reach_a_host_service(build, tcp_server):
+    # The host's service listens on every address; the guest reaches neither
+    # the host's addresses (no route) nor its loopback (the sandbox has its own).
+    host = _host_address()
+    with socket.create_server(("0.0.0.0", 0)) as server:
+        port = server.getsockname()[1]
+        done = run_sandbox(build("sock_client"), [host, str(port), "hi"])
+    assert "connect(fd, (struct sockaddr *)&ss, len): -1 ENETUNREACH" in done.stdout, done
+    done = run_sandbox(build("sock_client"), ["127.0.0.1", str(tcp_server), "hi"])
+    assert "connect(fd, (struct sockaddr *)&ss, len): -1 ECONNREFUSED" in done.stdout, done
+    assert "reply" not in done.stdout
+
+
+def test_net_none_udp_to_the_outside_is_enetunreach(build):
+    done = run_sandbox(build("sock_client"), ["-u", "192.0.2.1", "53", "q"])
+    assert "-1 ENETUNREACH" in done.stdout, done
+
+
+def test_allow_lists_need_net_host(build):
+    done = run_sandbox(build("sock_client"), ["-b", "1"],
+                       ["--allow-connect", "127.0.0.1:80"])
+    assert done.returncode == 2
+    assert "need --net host" in done.stderr
+
+
+# --- --net host ----------------------------------------------------------------
+
+
+def test_net_host_client_talks_to_a_host_server(build, tcp_server):
+    done = run_sandbox(build("sock_client"), ["127.0.0.1", str(tcp_server), "hello"],
+                       ["--net", "host"])
+    assert "reply: HELLO" in done.stdout, tail(done.stderr)
+    assert done.returncode == 0
+
+
+def test_net_host_udp_round_trip(build, udp_server):
+    done = run_sandbox(build("sock_client"), ["-u", "127.0.0.1", str(udp_server),
+                                              "ping"], ["--net", "host"])
+    assert "reply: PING" in done.stdout, tail(done.stderr)
+
+
+def test_allow_connect_refuses_what_is_not_listed(build, tcp_server):
+    program = build("sock_client")
+    listed = ["--net", "host", "--allow-connect", f"127.0.0.1:{tcp_server}"]
+    done = run_sandbox(program, ["127.0.0.1", str(tcp_server), "ok"], listed)
+    assert "reply: OK" in done.stdout, tail(done.stderr)
+    other = ["--net", "host", "--allow-connect", f"127.0.0.1:{_free_port()}"]
+    done = run_sandbox(program, ["127.0.0.1", str(tcp_server), "no"], other)
+    assert "connect(fd, (struct sockaddr *)&ss, len): -1 ECONNREFUSED" in done.stdout
+    assert "reply" not in done.stdout
+
+
+def test_allow_bind_refuses_other_ports(build):
+    program = build("sock_client")
+    allowed, other = _free_port(), _free_port()
+    opts = ["--net", "host", "--allow-bind", str(allowed)]
+    done = run_sandbox(program, ["-b", str(other)], opts)
+    assert "bind(fd, (struct sockaddr *)&a, sizeof(a)): -1 EACCES" in done.stdout
+    done = run_sandbox(program, ["-b", str(allowed)], opts)
+    assert "listen(fd, 1): 0" in done.stdout, done
+
+
+# --- busybox -------------------------------------------------------------------
+
+
+@skip_unless_exists(BUSYBOX)
+def test_busybox_nc_client_and_server_inside_the_sandbox():
+    # nc listens and nc connects, both guests, over the sandbox's loopback.
+    script = (
+        f"{BUSYBOX} nc -l -p 7777 > /tmp/got & "
+        f"while ! echo 'through nc' | {BUSYBOX} nc 127.0.0.1 7777; do "
+        f"{BUSYBOX} usleep 20000; done; wait; {BUSYBOX} cat /tmp/got"
+    )
+    done = run_sandbox(BUSYBOX, ["sh", "-c", script], timeout=60)
+    assert done.stdout == "through nc\n", tail(done.stderr)
+
+
+@skip_unless_exists(BUSYBOX)
+def test_busybox_nc_reaches_a_host_server_with_net_host(tcp_server):
+    done = run_sandbox(BUSYBOX, ["nc", "127.0.0.1", str(tcp_server)],
+                       ["--net", "host"], input="from nc\n", stdin=None)
+    assert done.stdout == "FROM NC\n", tail(done.stderr)
+
+
+@skip_unless_exists(BUSYBOX)
+def test_busybox_wget_fetches_from_a_host_http_server(http_server):
+    url = f"http://127.0.0.1:{http_server}/hello.txt"
+    done = run_sandbox(BUSYBOX, ["wget", "-q", "-O", "-", url], ["--net", "host"])
+    assert done.stdout == "hello over http\n", tail(done.stderr)
+    assert done.returncode == 0
+
+
+@skip_unless_exists(BUSYBOX)
+def test_busybox_wget_cannot_reach_the_host_with_net_none(http_server):
+    url = f"http://127.0.0.1:{http_server}/hello.txt"
+    done = run_sandbox(BUSYBOX, ["wget", "-q", "-O", "-", url])
+    assert done.returncode != 0
+    assert done.stdout == ""
