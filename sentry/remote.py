@@ -151,10 +151,14 @@ def cmd_hooks(ns: argparse.Namespace) -> int:
     except (OSError, ControlError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         return _fail(f"cannot reach the sandbox at {address}: {reason}")
-    if getattr(ns, "json", False):
-        print(json.dumps(answer))
-    else:
-        print(_readable(ns.verb, answer))
+    text = (
+        json.dumps(answer) if getattr(ns, "json", False) else _readable(ns.verb, answer)
+    )
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # The reader went away (| head): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0 if answer.get("type") == "ok" else EXIT_ERROR_ANSWER
 
 
