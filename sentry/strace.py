@@ -156,6 +156,9 @@ from sentry.strace_structs import (
     sigset,
     sockaddr_in,
     sockaddr_out,
+    msghdr_in,
+    msghdr_out,
+    sockopt_out,
     sockopt_value,
     stack_t,
     stat_struct,
@@ -524,12 +527,13 @@ SIGNATURES: dict[str, Signature] = {
     "shutdown": sig(FD, SHUTDOWN),
     "sendto": sig(FD, in_buffer(2), ULONG, MSG, in_struct(sockaddr_in(5)), UINT),
     "recvfrom": sig(FD, READ_BUF, ULONG, MSG, out_struct(sockaddr_out(5)), INT_OUT),
-    "sendmsg": sig(FD, PTR, MSG),
-    "recvmsg": sig(FD, PTR, MSG),
+    "sendmsg": sig(FD, in_struct(msghdr_in), MSG),
+    "recvmsg": sig(FD, out_struct(msghdr_out), MSG),
     "sendmmsg": sig(FD, PTR, UINT, MSG),
     "recvmmsg": sig(FD, PTR, UINT, MSG, TIMESPEC),
     "setsockopt": sig(FD, SOCKET_LEVEL, SOCKET_OPTION, in_struct(sockopt_value), UINT),
-    "getsockopt": sig(FD, SOCKET_LEVEL, SOCKET_OPTION, PTR, INT_OUT),
+    "getsockopt": sig(FD, SOCKET_LEVEL, SOCKET_OPTION, out_struct(sockopt_out),
+                      INT_OUT),
 }
 
 # The same table, indexed by number for the hot path.

@@ -100,8 +100,17 @@ SOCKET_OPTIONS = {
     1: "SO_DEBUG", 2: "SO_REUSEADDR", 3: "SO_TYPE", 4: "SO_ERROR", 5: "SO_DONTROUTE",
     6: "SO_BROADCAST", 7: "SO_SNDBUF", 8: "SO_RCVBUF", 9: "SO_KEEPALIVE",
     10: "SO_OOBINLINE", 13: "SO_LINGER", 15: "SO_REUSEPORT", 16: "SO_PASSCRED",
-    17: "SO_PEERCRED", 20: "SO_RCVTIMEO", 21: "SO_SNDTIMEO",
+    17: "SO_PEERCRED", 18: "SO_RCVLOWAT", 19: "SO_SNDLOWAT", 20: "SO_RCVTIMEO",
+    21: "SO_SNDTIMEO", 12: "SO_PRIORITY", 30: "SO_ACCEPTCONN", 32: "SO_SNDBUFFORCE",
+    33: "SO_RCVBUFFORCE", 38: "SO_PROTOCOL", 39: "SO_DOMAIN",
 }
+TCP_OPTIONS = {1: "TCP_NODELAY", 2: "TCP_MAXSEG", 3: "TCP_CORK", 4: "TCP_KEEPIDLE",
+               5: "TCP_KEEPINTVL", 6: "TCP_KEEPCNT", 11: "TCP_INFO",
+               12: "TCP_QUICKACK", 13: "TCP_CONGESTION"}
+IP_OPTIONS = {1: "IP_TOS", 2: "IP_TTL", 8: "IP_PKTINFO", 11: "IP_RECVERR"}
+IPV6_OPTIONS = {16: "IPV6_UNICAST_HOPS", 26: "IPV6_V6ONLY", 49: "IPV6_RECVPKTINFO"}
+OPTIONS_BY_LEVEL = {1: SOCKET_OPTIONS, 6: TCP_OPTIONS, 0: IP_OPTIONS, 41: IPV6_OPTIONS}
+SCM_TYPES = {1: "SCM_RIGHTS", 2: "SCM_CREDENTIALS"}
 IP_PROTOCOLS = {0: "IPPROTO_IP", 1: "IPPROTO_ICMP", 6: "IPPROTO_TCP",
                 17: "IPPROTO_UDP", 58: "IPPROTO_ICMPV6"}
 SHUTDOWN_HOW = {0: "SHUT_RD", 1: "SHUT_WR", 2: "SHUT_RDWR"}
@@ -530,8 +539,9 @@ SOCKET_PROTOCOL = Kind(_socket_protocol)
 
 
 def _socket_option(call: Call, v: int) -> str:
-    if s32(call.args[1]) == SOL_SOCKET:
-        return enum_name(s32(v), SOCKET_OPTIONS)
+    table = OPTIONS_BY_LEVEL.get(s32(call.args[1]))
+    if table is not None:
+        return enum_name(s32(v), table)
     return str(s32(v))
 
 
