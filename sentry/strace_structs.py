@@ -19,10 +19,13 @@ from sentry.strace_args import (
     AF_UNIX,
     CLONE_FLAGS,
     EPOLL_EVENTS,
+    MSG_FLAGS,
     POLL_EVENTS,
     RET,
     SA_FLAGS,
     SA_RESTORER,
+    SCM_TYPES,
+    SOCKET_LEVELS,
     SS_FLAGS,
     STATX_MASK,
     WHENCE,
@@ -535,6 +538,103 @@ def sockopt_value(call: Call, addr: int) -> str:
     length = call.args[4]
     if length == 4:
         return int_ref(call, addr)
+    return quote(call.read(addr, min(length, call.limit + 1)), call.limit)
+
+
+# --- socket messages and option values ---------------------------------------
+
+_msghdr = struct.Struct("<QI4xQQQQi4x")
+_cmsghdr = struct.Struct("<Qii")
+_iovec = struct.Struct("<QQ")
+# How many iovecs and control messages a msghdr shows before "...".
+_MSG_ITEMS = 8
+
+
+def _iovecs_text(call: Call, iov: int, count: int, data_len: int | None) -> str:
+    """The iovec array; ``data_len`` bytes of contents (None: every byte)."""
+    if not iov:
+        return "NULL"
+    items = []
+    left = data_len
+    for i in range(min(count, _MSG_ITEMS)):
+        base, length = call.unpack(_iovec, iov + 16 * i)
+        take = length if left is None else min(length, left)
+        shown = quote(call.read(base, min(take, call.limit + 1)), call.limit)
+        if left is not None:
+            left -= take
+        items.append(f"{{iov_base={shown}, iov_len={length}}}")
+    if count > _MSG_ITEMS:
+        items.append("...")
+    return "[" + ", ".join(items) + "]"
+
+
+def _cmsg_data(level: int, kind: int, body: bytes) -> str:
+    if level == abi.SOL_SOCKET and kind == abi.SCM_RIGHTS:
+        fds = [str(v) for (v,) in struct.iter_unpack("<i", body[: len(body) // 4 * 4])]
+        return "[" + ", ".join(fds) + "]"
+    if level == abi.SOL_SOCKET and kind == abi.SCM_CREDENTIALS and len(body) >= 12:
+        pid, uid, gid = struct.unpack_from("<iII", body)
+        return f"{{pid={pid}, uid={uid}, gid={gid}}}"
+    return quote(body, 32)
+
+
+def _cmsgs_text(call: Call, control: int, size: int) -> str:
+    if not control or size == 0:
+        return "NULL"
+    raw = call.read(control, min(size, 4096))
+    items = []
+    pos = 0
+    while pos + _cmsghdr.size <= len(raw) and len(items) < _MSG_ITEMS:
+        length, level, kind = _cmsghdr.unpack_from(raw, pos)
+        if length < _cmsghdr.size:
+            break
+        level_name = SOCKET_LEVELS.get(level, str(level))
+        kind_name = SCM_TYPES.get(kind, str(kind)) if level == abi.SOL_SOCKET else str(
+            kind)
+        body = raw[pos + _cmsghdr.size: pos + length]
+        items.append(f"{{cmsg_len={length}, cmsg_level={level_name}, "
+                     f"cmsg_type={kind_name}, cmsg_data={_cmsg_data(level, kind, body)}}}")
+        pos += (length + 7) & ~7
+    return "[" + ", ".join(items) + "]"
+
+
+def _msghdr_text(call: Call, addr: int, data_len: int | None) -> str:
+    name, namelen, iov, iovlen, control, controllen, flags = call.unpack(_msghdr, addr)
+    name_text = sockaddr_text(call.read(name, min(namelen, 128))) if (
+        name and namelen) else "NULL"
+    return (f"{{msg_name={name_text}, msg_namelen={namelen}, "
+            f"msg_iov={_iovecs_text(call, iov, iovlen, data_len)}, "
+            f"msg_iovlen={iovlen}, msg_control={_cmsgs_text(call, control, controllen)}, "
+            f"msg_controllen={controllen}, "
+            f"msg_flags={flag_names(flags & 0xFFFFFFFF, MSG_FLAGS)}}}")
+
+
+def msghdr_in(call: Call, addr: int) -> str:
+    """sendmsg(2)'s message: name, data, control messages."""
+    return _msghdr_text(call, addr, None)
+
+
+def msghdr_out(call: Call, addr: int) -> str:
+    """recvmsg(2)'s message as the call filled it in (the pointer on failure)."""
+    if not call.succeeded:
+        return f"{addr:#x}"
+    return _msghdr_text(call, addr, call.result)
+
+
+def sockopt_out(call: Call, addr: int) -> str:
+    """getsockopt(2)'s value: an int, a ucred or struct linger, else bytes."""
+    if not call.succeeded:
+        return f"{addr:#x}"
+    length = call.unpack(_u32, call.args[4])[0]
+    level, name = s32(call.args[1]), s32(call.args[2])
+    if length == 4:
+        return int_ref(call, addr)
+    if level == abi.SOL_SOCKET and name == abi.SO_PEERCRED and length >= 12:
+        pid, uid, gid = struct.unpack("<iII", call.read(addr, 12))
+        return f"{{pid={pid}, uid={uid}, gid={gid}}}"
+    if level == abi.SOL_SOCKET and name == abi.SO_LINGER and length >= 8:
+        onoff, linger = struct.unpack("<ii", call.read(addr, 8))
+        return f"{{l_onoff={onoff}, l_linger={linger}}}"
     return quote(call.read(addr, min(length, call.limit + 1)), call.limit)
 
 

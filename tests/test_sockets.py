@@ -209,3 +209,24 @@ def test_busybox_wget_cannot_reach_the_host_with_net_none(http_server):
     done = run_sandbox(BUSYBOX, ["wget", "-q", "-O", "-", url])
     assert done.returncode != 0
     assert done.stdout == ""
+
+
+# --- strace --------------------------------------------------------------------
+
+
+def test_strace_decodes_socket_calls(build, tmp_path):
+    trace = tmp_path / "trace"
+    done = run_sandbox(build("sock_unix"), [], [f"--strace={trace}"])
+    assert done.returncode == 0, tail(done.stderr)
+    text = trace.read_text()
+    assert "socketpair(AF_UNIX, SOCK_STREAM, 0, [3, 4]) = 0" in text
+    assert "cmsg_type=SCM_RIGHTS, cmsg_data=[" in text
+    assert "cmsg_type=SCM_CREDENTIALS, cmsg_data={pid=1, uid=" in text
+    assert "SOL_SOCKET, SO_PEERCRED, {pid=" in text
+    assert 'bind(4<socket:[' in text and 'sun_path="/tmp/pysentry-sock-' in text
+    assert "connect(" in text and "= -1 ECONNREFUSED (Connection refused)" in text
+
+
+def test_net_host_matches_native_on_the_host_loopback(build):
+    # The same program against the host's own loopback through host sockets.
+    assert_same(build("sock_inet"), [], ["--net", "host"])

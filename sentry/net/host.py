@@ -210,15 +210,16 @@ class HostSocket(Socket):
 
     def recvmsg(self, count: int, flags: int) -> Received:
         host_flags = flags & _HOST_RECV_FLAGS & ~abi.MSG_WAITALL
+        buf = bytearray(max(count, 0))
         try:
-            data, _anc, msg_flags, addr = self.sock.recvmsg(max(count, 0), 0,
-                                                           host_flags)
+            n, _anc, msg_flags, addr = self.sock.recvmsg_into([buf], 0, host_flags)
         except BlockingIOError:
             raise self._wait(abi.POLLIN, flags) from None
         except OSError as exc:
             raise _oserror(exc) from None
         packed = self._pack(addr) if addr else None
-        return Received(data, packed, None, msg_flags, len(data))
+        # With MSG_TRUNC the host counts the whole datagram, beyond the buffer.
+        return Received(bytes(buf[: min(n, len(buf))]), packed, None, msg_flags, n)
 
     def readable_bytes(self) -> int:
         buf = bytearray(4)

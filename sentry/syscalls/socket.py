@@ -400,7 +400,8 @@ def _control_out(t: Task, anc: Ancillary | None, control: int, room: int,
             body = b"".join(_int.pack(fd) for fd in installed)
             out += _cmsghdr.pack(_cmsghdr.size + len(body), abi.SOL_SOCKET,
                                  abi.SCM_RIGHTS) + body
-            # The last message needs no padding after it.
+            # msg_controllen counts the padding too, as far as the buffer goes.
+            out += bytes(-len(out) % 8)
     if out and control:
         t.mm.write(control, bytes(out[:room]))
     return min(len(out), room), truncated
