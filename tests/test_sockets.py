@@ -230,3 +230,32 @@ def test_strace_decodes_socket_calls(build, tmp_path):
 def test_net_host_matches_native_on_the_host_loopback(build):
     # The same program against the host's own loopback through host sockets.
     assert_same(build("sock_inet"), [], ["--net", "host"])
+
+
+# --- hook examples against real servers ----------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "hooks"
+
+
+@skip_unless_exists(BUSYBOX)
+def test_hook_rewrites_a_request_between_wget_and_httpd(tmp_path):
+    # wget asks httpd (both guests) for index.html; the hook rewrites the
+    # request line on its way out, so the rewritten page comes back.
+    (tmp_path / "index.html").write_text("the index\n")
+    (tmp_path / "rewritten.html").write_text("the rewritten page\n")
+    script = (
+        f"{BUSYBOX} httpd -f -p 127.0.0.1:8080 -h {tmp_path} & "
+        f"until {BUSYBOX} wget -q -O - http://127.0.0.1:8080/index.html 2>/dev/null; "
+        f"do {BUSYBOX} usleep 20000; done; kill %1"
+    )
+    done = run_sandbox(BUSYBOX, ["sh", "-c", script],
+                       ["--hooks", str(EXAMPLES / "rewrite_request.js")], timeout=60)
+    assert done.stdout == "the rewritten page\n", tail(done.stderr)
+
+
+@skip_unless_exists(BUSYBOX)
+def test_hook_fails_the_bind_of_a_real_server():
+    done = run_sandbox(BUSYBOX, ["nc", "-l", "-p", "7777"],
+                       ["--hooks", str(EXAMPLES / "bind_eaddrinuse.js")])
+    assert done.returncode != 0
+    assert "Address already in use" in done.stderr
