@@ -259,3 +259,89 @@ def test_hook_fails_the_bind_of_a_real_server():
                        ["--hooks", str(EXAMPLES / "bind_eaddrinuse.js")])
     assert done.returncode != 0
     assert "Address already in use" in done.stderr
+
+
+# --- no Python exception escapes ------------------------------------------------
+
+_SOCKET_CALLS = ["socket", "socketpair", "bind", "listen", "accept", "accept4",
+                 "connect", "shutdown", "getsockname", "getpeername", "getsockopt",
+                 "setsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg",
+                 "sendmmsg", "recvmmsg", "read", "write", "close", "ioctl"]
+
+
+def _socket_fuzz_kernel(exe: str, workdir: str):  # type: ignore[no-untyped-def]
+    """A kernel whose task holds sockets of every kind in descriptors 3-9 and
+    socket addresses, a msghdr and option values in a scratch page."""
+    import struct
+
+    from sentry import abi
+    from sentry.boot import start
+    from sentry.kernel import Options
+
+    kernel, task, _entry, _sp = start(Options(cwd=workdir), exe, [], [])
+    kernel.current = task
+    base = 0x10000000
+    task.mm.map(base, 0x2000, abi.PROT_READ | abi.PROT_WRITE,
+                abi.MAP_PRIVATE | abi.MAP_ANONYMOUS, fixed=True)
+    unix_path = struct.pack("<H", abi.AF_UNIX) + f"{workdir}/s".encode() + b"\0"
+    inet = struct.pack("<H", abi.AF_INET) + struct.pack(">H", 5555) + bytes(
+        [127, 0, 0, 1]) + bytes(8)
+    msghdr = struct.pack("<QI4xQQQQi4x", base, 16, base + 0x100, 1, base + 0x200,
+                         24, 0)
+    iov = struct.pack("<QQ", base + 0x300, 16)
+    cmsg = struct.pack("<Qii", 20, abi.SOL_SOCKET, abi.SCM_RIGHTS) + struct.pack(
+        "<i", 3)
+    task.mm.write(base, inet)
+    task.mm.write(base + 0x40, unix_path)
+    task.mm.write(base + 0xC0, struct.pack("<ii", 16, 1))
+    task.mm.write(base + 0x100, iov)
+    task.mm.write(base + 0x200, cmsg)
+    task.mm.write(base + 0x400, msghdr)
+    net = kernel.net
+    fds = task.process.fds
+    a, b = net.socketpair(kernel, abi.AF_UNIX, abi.SOCK_STREAM, 0, abi.O_NONBLOCK)
+    c, d = net.socketpair(kernel, abi.AF_UNIX, abi.SOCK_DGRAM, 0, abi.O_NONBLOCK)
+    for sock in (a, b, c, d):
+        fds.install(sock)
+    for family, kind in ((abi.AF_INET, abi.SOCK_STREAM), (abi.AF_INET6, abi.SOCK_DGRAM),
+                         (abi.AF_UNIX, abi.SOCK_SEQPACKET)):
+        fds.install(net.socket(kernel, family, kind, 0, abi.O_NONBLOCK))
+    return kernel, base
+
+
+def test_random_socket_calls_raise_no_python_exception(build, tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from sentry.sysno import SYSCALL_NUMBERS
+
+    exe = str(build("sock_client"))
+    state = {"kernel": None}
+
+    def kernel():  # type: ignore[no-untyped-def]
+        k = state["kernel"]
+        if k is None or k[0].current is None or k[0].current.exited:
+            k = _socket_fuzz_kernel(exe, str(tmp_path))
+            state["kernel"] = k
+        k[0].kernel_bug = None
+        return k
+
+    pointers = st.sampled_from([0x10000000 + off for off in
+                                (0, 0x40, 0xC0, 0xC4, 0x100, 0x400, 0x1FFC)])
+    arg = st.one_of(st.integers(0, 12), pointers, st.sampled_from([
+        0, 1, 2, 16, 24, 110, 128, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF, 1 << 31, 0x800,
+        0x80800, 0x4000]))
+
+    @settings(max_examples=600, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(name=st.sampled_from(_SOCKET_CALLS), args=st.lists(arg, min_size=6,
+                                                              max_size=6))
+    def check(name, args):  # type: ignore[no-untyped-def]
+        k, _base = kernel()
+        k._dispatch([SYSCALL_NUMBERS[name], *args, 0x401000])
+        assert k.kernel_bug is None, repr(k.kernel_bug.__cause__)
+        # A parked task is woken at once: the next call runs on a live task.
+        if k.sched.is_waiting(k.current):
+            state["kernel"] = None
+
+    check()
