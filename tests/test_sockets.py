@@ -345,3 +345,13 @@ def test_random_socket_calls_raise_no_python_exception(build, tmp_path):
             state["kernel"] = None
 
     check()
+
+
+def test_timeouts_signals_and_file_calls_on_sockets_match_native(build):
+    assert_same(build("sock_misc"))
+
+
+def test_localhost_resolves_through_etc_hosts(build):
+    # musl's resolver reads /etc/hosts through the VFS (glibc's static one
+    # would need NSS modules it cannot load).
+    assert_same(build("sock_misc", "musl"), ["names"])
