@@ -402,3 +402,26 @@ def test_a_call_that_waits_has_one_entry_record(loop: Path, tmp_path: Path) -> N
     assert len(entries) == len(exits) == 2
     assert exits[0]["Output"][1] == '"late\\n"'
     assert exits[0]["Rval"]["Elapsed"] >= 500_000_000
+
+
+def test_log_json_from_on_exit_reaches_the_stream(loop: Path, tmp_path: Path) -> None:
+    script = tmp_path / "exit.js"
+    script.write_text(
+        "let n = 0;"
+        ' hooks.after("openat", () => { n++; });'
+        " hooks.onExit((end) => hooks.logJson({opens: n, code: end.code}));"
+    )
+    _, records, _ = files_run(
+        loop, tmp_path, Listener(tmp_path).start(), ["--hooks", str(script)]
+    )
+    last = records[-1]["msg"]
+    assert last["LogType"] == "J"
+    assert last["Output"] == {"opens": len(msgs(records, "X", "openat")), "code": 0}
+    assert last["LogPrefix"] == "" and last["Syscallname"] == ""
+
+
+def test_logs_json_passes_records_through(loop: Path, tmp_path: Path) -> None:
+    lines, _ = view(loop, tmp_path, "--json", "--syscall", "write")
+    records = [json.loads(line) for line in lines]
+    assert records and {r["msg"]["Syscallname"] for r in records} == {"write"}
+    assert {r["msg"]["LogType"] for r in records} == {"X"}
