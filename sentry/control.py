@@ -304,10 +304,8 @@ class ControlServer:
             poller.register(
                 fd, select.POLLIN | (select.POLLOUT if client.outbuf else 0)
             )
-        for fd, events in poller.poll(0):
-            if fd == listener:
-                self._accept()
-                continue
+        ready = poller.poll(0)
+        for fd, events in ready:
             client = self._clients.get(fd)
             if client is None:
                 continue
@@ -316,6 +314,9 @@ class ControlServer:
             # A hang-up or an error shows when reading: recv says so.
             if events & ~select.POLLOUT and self._clients.get(fd) is client:
                 self._read(client)
+        # New clients last, once those that left have made room.
+        if any(fd == listener for fd, _ in ready):
+            self._accept()
         if self._detaching:
             self.close()
 

@@ -791,3 +791,25 @@ def test_removing_star_and_exit_callbacks(loop: Path, tmp_path: Path) -> None:
         assert answer["payload"] == {"removed": 2}
         assert request(address, {"type": "current-callbacks"})["payload"] == []
     assert guest.finish() == 0
+
+
+def test_clients_past_the_limit_are_turned_away(loop: Path, tmp_path: Path) -> None:
+    with running(loop, tmp_path) as (guest, address):
+        held = [connect(address) for _ in range(16)]
+        try:
+            # Each of the sixteen is served.
+            for sock in held:
+                sock.sendall(b'{"type": "status"}\n')
+                assert read_line(sock)["type"] == "ok"
+            with connect(address) as extra:
+                answer = read_line(extra)
+                assert answer == {
+                    "type": "error",
+                    "message": "too many clients (at most 16)",
+                }
+        finally:
+            for sock in held:
+                sock.close()
+        assert request(address, {"type": "status"})["type"] == "ok"
+        ticks(guest, 0)
+    assert guest.finish() == 0
