@@ -97,7 +97,8 @@ def config_sockets(path: str) -> dict[str, str]:
     names (only the string ones; :func:`load_config` reports the others)."""
     try:
         doc = json.loads(_read(path, "hooks config"))
-    except json.JSONDecodeError:
+    except (HookLoadError, json.JSONDecodeError):
+        # load_config reports what is wrong with the file.
         return {}
     if not isinstance(doc, dict):
         return {}
