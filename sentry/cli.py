@@ -244,6 +244,11 @@ def cmd_run(ns: argparse.Namespace) -> int:
             return EXIT_USAGE
         tracers.append(tracer)
         kernel.set_tracer(tracer)
+    from sentry.hostsig import HostSignals, inherit_ignored
+
+    inherit_ignored(task.process)
+    host_signals = HostSignals(kernel)
+    host_signals.install()
     try:
         status = kernel.run(task, entry, sp, _on_fault)
         # The engine attached at the end (a control request may have
@@ -254,6 +259,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         print_bug(bug)
         return EXIT_KERNEL_BUG
     finally:
+        host_signals.uninstall()
         for tracer in tracers:
             tracer.close()
         if engine is not None:

@@ -547,7 +547,12 @@ class Kernel:
         the call is finished here, before the handler's frame saves RAX.
         """
         wait = self.sched.take_interrupted(task)
-        if wait is None or wait.restart or not _handler_due(task):
+        if wait is None or wait.restart:
+            return True
+        if not _handler_due(task):
+            # No handler runs (a stop, or a signal sigtimedwait takes): the
+            # call goes on towards the deadline it had, as restart blocks do.
+            task.wait_deadline_ns = wait.deadline_ns
             return True
         cpu = task.mm.cpu
         cpu.write_reg(UC_X86_REG_RIP, cpu.read_reg(UC_X86_REG_RIP) + 2)

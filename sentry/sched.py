@@ -109,6 +109,7 @@ class Scheduler:
         # each with what to call on the kernel thread when it is readable.
         # See :meth:`watch_host_fd`.
         self._kernel_fds: dict[int, Callable[[], None]] = {}
+        self._quiet_fds: set[int] = set()
 
     # --- queues --------------------------------------------------------------
 
@@ -202,7 +203,7 @@ class Scheduler:
             return min(max(left_us, MIN_SLICE_US), TIME_SLICE_US)
         if self._host_waiters():
             return TIME_SLICE_US
-        if self._kernel_fds:
+        if len(self._kernel_fds) > len(self._quiet_fds):
             return TIME_SLICE_US
         return 0
 
@@ -217,19 +218,26 @@ class Scheduler:
 
     # --- host descriptors of the kernel itself --------------------------------
 
-    def watch_host_fd(self, fd: int, ready: Callable[[], None] | None) -> None:
+    def watch_host_fd(self, fd: int, ready: Callable[[], None] | None,
+                      quiet: bool = False) -> None:
         """Call ``ready()`` when host descriptor ``fd`` is readable while every
         task waits (None: stop watching ``fd``).
 
         These descriptors belong to no task, so they never count as something
         that can wake one (a deadlock is still a deadlock). While any is
         watched, slices are limited, so a task that spins without syscalls
-        still lets the kernel look at them between slices.
+        still lets the kernel look at them between slices. A ``quiet`` one
+        (the host's signals, see sentry.hostsig) does not limit slices, and
+        can wake a task: with one watched, tasks that all wait for nothing
+        else are not a deadlock, they sleep as they would on Linux.
         """
+        self._quiet_fds.discard(fd)
         if ready is None:
             self._kernel_fds.pop(fd, None)
         else:
             self._kernel_fds[fd] = ready
+            if quiet:
+                self._quiet_fds.add(fd)
 
     def _serve_kernel_fds(self, ready: list[int]) -> None:
         for fd in ready:
@@ -284,7 +292,7 @@ class Scheduler:
             for fd, events in parked.host_fds:
                 watchers.setdefault(fd, []).append((parked, _host_events(events)))
         deadline = self._nearest_deadline()
-        if not watchers and deadline is None:
+        if not watchers and deadline is None and not self._quiet_fds:
             return False
 
         # How long to sleep: not at all, until the deadline, or for ever.

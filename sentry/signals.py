@@ -101,6 +101,9 @@ class SigInfo:
     status: int = 0
     # The whole siginfo as rt_sigqueueinfo's caller wrote it (si_value ...).
     raw: bytes | None = None
+    # Sent from outside the sandbox (the host, see sentry.hostsig): the first
+    # process is not spared the default action.
+    outside: bool = False
 
     def pack(self) -> bytes:
         if self.raw is not None:
@@ -130,9 +133,9 @@ def default_action(signo: int) -> str:
 # --- generation -----------------------------------------------------------------
 
 
-def _ignored(proc: Process, signo: int) -> bool:
+def _ignored(proc: Process, signo: int, outside: bool = False) -> bool:
     handler = proc.sigactions[signo].handler
-    if handler == SIG_DFL and _unkillable(proc):
+    if handler == SIG_DFL and _unkillable(proc) and not outside:
         return True
     return handler == SIG_IGN or (handler == SIG_DFL and signo in DEFAULT_IGNORE)
 
@@ -157,7 +160,9 @@ def send_to_task(kernel: Kernel, task: Task, info: SigInfo) -> None:
     if task.exited:
         return
     jobctl.prepare_signal(kernel, task.process, info.signo)
-    if _ignored(task.process, info.signo) and not task.sigmask & bit(info.signo):
+    if _ignored(task.process, info.signo, info.outside) and not (
+        task.sigmask & bit(info.signo)
+    ):
         return
     if info.signo < abi.SIGRTMIN and any(p.signo == info.signo for p in task.pending):
         return
@@ -175,7 +180,7 @@ def send_to_process(kernel: Kernel, proc: Process, info: SigInfo) -> None:
         return
     jobctl.prepare_signal(kernel, proc, info.signo)
     blocked_everywhere = all(t.sigmask & bit(info.signo) for t in proc.threads)
-    if _ignored(proc, info.signo) and not blocked_everywhere:
+    if _ignored(proc, info.signo, info.outside) and not blocked_everywhere:
         return
     if info.signo < abi.SIGRTMIN and any(p.signo == info.signo
                                          for p in proc.shared_pending):
@@ -255,7 +260,7 @@ def deliver(kernel: Kernel, task: Task, in_syscall_rip: int | None,
             continue
         if action.handler == SIG_DFL or info.signo == abi.SIGKILL:
             kind = default_action(info.signo)
-            if kind == "ignore" or _unkillable(task.process):
+            if kind == "ignore" or (_unkillable(task.process) and not info.outside):
                 # A signal init blocked when it arrived ends here too.
                 continue
             if kind == "stop":

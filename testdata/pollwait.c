@@ -321,6 +321,23 @@ static void nanosleep_reports_time_left(void)
 	printf("rem untouched: %ld\n", (long)rem.tv_sec);
 }
 
+static void sigtimedwait_interrupted_by_a_handler(void)
+{
+	struct timespec ts = { 10, 0 };
+	siginfo_t info;
+	sigset_t wanted;
+
+	handle(SIGALRM, SA_RESTART);
+	sigemptyset(&wanted);
+	sigaddset(&wanted, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &wanted, NULL);
+	alarm(1);
+	SHOW(sigtimedwait(&wanted, &info, &ts));
+	printf("caught: %s\n", signame(caught));
+	kill(getpid(), SIGUSR1);
+	SHOW(sigtimedwait(&wanted, &info, &ts) == SIGUSR1);
+}
+
 static void sched_yield_lets_the_other_process_run(void)
 {
 	volatile int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
@@ -363,6 +380,8 @@ static const struct scenario scenarios[] = {
 	{ "pselect_mask_blocks_a_signal_while_waiting",
 	  pselect_mask_blocks_a_signal_while_waiting },
 	{ "nanosleep_reports_time_left", nanosleep_reports_time_left },
+	{ "sigtimedwait_interrupted_by_a_handler",
+	  sigtimedwait_interrupted_by_a_handler },
 	{ "sched_yield_lets_the_other_process_run",
 	  sched_yield_lets_the_other_process_run },
 	{ NULL, NULL },

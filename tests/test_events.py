@@ -80,6 +80,7 @@ def test_poll_and_select_wait_for_readiness(event_runs, flavour, name):
 @pytest.mark.parametrize("name", [
     "poll_interrupted_by_signal_even_with_sa_restart",
     "select_interrupted_reports_time_left",
+    "sigtimedwait_interrupted_by_a_handler",
 ])
 def test_poll_and_select_fail_with_eintr_after_a_handler(event_runs, flavour, name):
     out = same(event_runs, "pollwait", flavour, name)

@@ -155,9 +155,10 @@ def rt_sigtimedwait(t: Task, set_: int, info: int, timeout: int, size: int,
         if now >= t.wait_deadline_ns:
             t.wait_deadline_ns = None
             raise SyscallError(abi.EAGAIN)
-    # Signals in the set wake us though they are blocked.
+    # Signals in the set wake us though they are blocked; a handler for
+    # another one ends the wait with EINTR, SA_RESTART or not (as Linux).
     t.waiting_for_signals = wanted
-    raise WouldBlock(None, deadline_ns=t.wait_deadline_ns)
+    raise WouldBlock(None, deadline_ns=t.wait_deadline_ns, restart=False)
 
 
 def sigaltstack(t: Task, ss: int, old: int, *_: int) -> int:
