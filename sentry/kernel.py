@@ -49,6 +49,7 @@ from vfs.wait import WaitQueue, WouldBlock
 
 if TYPE_CHECKING:
     from jshooks.engine import HookEngine
+    from sentry.hostsig import HostSignals
 
 
 class Clock:
@@ -112,6 +113,8 @@ class Kernel:
         self.signals_pending = False
         # The host terminal as the guest's first session sees it.
         self.terminal = jobctl.Terminal()
+        # The host's signals waiting to be passed on (sentry.hostsig).
+        self.host_signals: HostSignals | None = None
         # Called between time slices, with no task on a CPU: the moment the
         # control socket's requests run (see sentry/control.py).
         self.safe_point: Callable[[], None] | None = None
@@ -272,6 +275,8 @@ class Kernel:
 
     def signals_after_syscall(self, task: Task, regs: list[int], result: int) -> None:
         """Deliver what became deliverable during the syscall that just ended."""
+        if self.host_signals is not None and self.host_signals.arrived:
+            self.host_signals.take()
         if signals.has_deliverable(task):
             signals.deliver(self, task, regs[7], result, False)
         if task.saved_sigmask is not None and not task.exited:
@@ -458,6 +463,8 @@ class Kernel:
         init = first.process
         while init.exit_status is None:
             task = self.sched.next()
+            if self.host_signals is not None and self.host_signals.arrived:
+                self.host_signals.take()
             if task is None:
                 self._deadlock(init)
                 break

@@ -97,7 +97,8 @@ def rt_sigsuspend(t: Task, mask: int, size: int, *_: int) -> int:
         # The handler runs with the temporary mask; the old one comes back
         # with rt_sigreturn because the frame saves it.
         raise SyscallError(abi.EINTR)
-    raise WouldBlock(None)
+    # Never restarted, SA_RESTART or not: the call ends with EINTR.
+    raise WouldBlock(None, restart=False)
 
 
 def start_temporary_mask(t: Task, addr: int, size: int) -> bool:
@@ -127,10 +128,10 @@ def end_temporary_mask(t: Task) -> None:
 
 
 def pause(t: Task, *_: int) -> int:
-    """pause(2)."""
+    """pause(2): returns EINTR once a handler ran, even under SA_RESTART."""
     if signals.has_deliverable(t):
         raise SyscallError(abi.EINTR)
-    raise WouldBlock(None)
+    raise WouldBlock(None, restart=False)
 
 
 def rt_sigtimedwait(t: Task, set_: int, info: int, timeout: int, size: int,
