@@ -3,7 +3,8 @@
 testdata/runtime.go and testdata/runtime.rs exercise what the runtimes ask of
 a kernel: threads, futexes, epoll (Go's network poller and timers), signals
 (Go's preemption and signal.Notify), child processes through fork/vfork and
-exec with pipes, and file I/O. Each is built statically at test time, once per
+exec with pipes, and file I/O; testdata/runtime_net.go adds sockets driven by
+Go's edge-triggered network poller. Each is built statically at test time, once per
 session (Go with CGO_ENABLED=0; Rust with the static glibc), run natively and
 under the sandbox, and both runs must print the same and exit the same way.
 
@@ -33,24 +34,24 @@ def _rustc() -> str | None:
 
 
 class RuntimeBuilder:
-    """Build testdata/runtime.{go,rs} once per session, again if changed."""
+    """Build testdata/NAME.{go,rs} once per session, again if changed."""
 
     def __init__(self, outdir: Path) -> None:
         self.outdir = outdir
         self.cache: dict[str, tuple[int, Path]] = {}
 
-    def __call__(self, lang: str) -> Path:
-        source = TESTDATA / f"runtime.{lang}"
+    def __call__(self, source_name: str) -> Path:
+        source = TESTDATA / source_name
         stamp = source.stat().st_mtime_ns
-        cached = self.cache.get(lang)
+        cached = self.cache.get(source_name)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        binary = self.outdir / f"runtime-{lang}"
-        if lang == "go":
+        binary = self.outdir / source_name.replace(".", "-")
+        if source.suffix == ".go":
             self._go(source, binary)
         else:
             self._rust(source, binary)
-        self.cache[lang] = (stamp, binary)
+        self.cache[source_name] = (stamp, binary)
         return binary
 
     def _go(self, source: Path, binary: Path) -> None:
@@ -87,7 +88,7 @@ def runtime_build(tmp_path_factory: pytest.TempPathFactory) -> RuntimeBuilder:
 
 
 def test_go_program_runs_as_on_linux(runtime_build):
-    native = assert_same(runtime_build("go"))
+    native = assert_same(runtime_build("runtime.go"))
     assert native.returncode == 3
     assert "mutex count: 16000 atomic count: 16000" in native.stdout
     assert 'child output: "HELLO\\nWORLD\\n"' in native.stdout
@@ -95,8 +96,21 @@ def test_go_program_runs_as_on_linux(runtime_build):
 
 
 def test_rust_program_runs_as_on_linux(runtime_build):
-    native = assert_same(runtime_build("rs"))
+    native = assert_same(runtime_build("runtime.rs"))
     assert native.returncode == 4
     assert "mutex count: 8000 atomic count: 8000" in native.stdout
     assert "child status: Some(6)" in native.stdout
     assert "removed: true" in native.stdout
+
+
+# TODO: a non-blocking TCP connect to the sandbox's loopback stays "in
+# progress" for getpeername (ENOTCONN) until connect is called again; Go waits
+# for another edge on the socket after getpeername fails, and none comes.
+@pytest.mark.xfail(reason="getpeername is ENOTCONN after a non-blocking connect "
+                   "completed, which Go's dialer never calls connect again for",
+                   raises=(AssertionError, subprocess.TimeoutExpired), strict=False)
+def test_go_network_program_runs_as_on_linux(runtime_build):
+    native = assert_same(runtime_build("runtime_net.go"), timeout=30)
+    assert native.returncode == 5
+    assert "echoes: [HELLO 0 HELLO 1 HELLO 2 HELLO 3 HELLO 4]" in native.stdout
+    assert "deadline expired: true" in native.stdout
