@@ -22,9 +22,9 @@ pending until it continues; SIGKILL wakes it and ends it.
 
 SIGTSTP, SIGTTIN and SIGTTOU are discarded for a process group that is
 orphaned (no member has a parent in another group of the same session):
-nobody would be there to continue it. The sandbox's first process counts as
-having a parent outside, in another group of its session, as a program started
-from a shell has.
+nobody would be there to continue it. The sandbox's first process starts as
+the leader of its own session, so its parent (outside) is in another session
+and does not count.
 
 The terminal
 ------------
@@ -138,7 +138,11 @@ def orphaned_pgrp(kernel: Kernel, pgid: int) -> bool:
             continue
         parent = kernel.find_process(proc.ppid)
         if parent is None:
-            return False  # the first process: its parent is outside
+            # The first process: its parent is outside, in another session
+            # when the first process leads its own (it does, from the start).
+            if proc.sid != proc.pid:
+                return False
+            continue
         if parent.pgid != pgid and parent.sid == proc.sid:
             return False
     return True

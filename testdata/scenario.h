@@ -47,6 +47,8 @@ __attribute__((unused)) static const char *signame(int sig)
 	case SIGCONT: return "SIGCONT";
 	case SIGSTOP: return "SIGSTOP";
 	case SIGTSTP: return "SIGTSTP";
+	case SIGTTIN: return "SIGTTIN";
+	case SIGTTOU: return "SIGTTOU";
 	}
 	if (sig >= SIGRTMIN && sig <= SIGRTMAX)
 		snprintf(other, sizeof(other), "SIGRTMIN+%d", sig - SIGRTMIN);

@@ -496,17 +496,6 @@ def test_host_stream_bad_guest_pointer_is_efault() -> None:
         os.close(slave)
 
 
-def test_host_stream_foreground_group_is_the_callers() -> None:
-    master, slave = os.openpty()
-    try:
-        task = Task(1, Proc(1, pgid=42))
-        HostStream(slave, abi.O_RDWR, "t").ioctl(abi.TIOCGPGRP, FakeMM.BASE, task)
-        assert task.mm.read(FakeMM.BASE, 4) == struct.pack("<i", 42)
-    finally:
-        os.close(master)
-        os.close(slave)
-
-
 def test_host_stream_release_closes_only_owned_dups(host_pipe: tuple[int, int]) -> None:
     rfd, _ = host_pipe
     dup = os.dup(rfd)
