@@ -131,7 +131,8 @@ class StreamSocket(Socket):
         return self.pack_addr(self.local)
 
     def peername(self) -> bytes:
-        if self.state != CONNECTED or self.in_progress:
+        # A non-blocking connect that said EINPROGRESS is connected already.
+        if self.state != CONNECTED:
             raise fail(abi.ENOTCONN)
         return self.pack_addr(self.peer_addr)
 
