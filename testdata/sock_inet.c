@@ -206,6 +206,12 @@ static void nonblocking_connect(void)
 	printf("revents OUT %d\n", !!(p.revents & POLLOUT));
 	S(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len));
 	printf("SO_ERROR %d\n", err);
+	{
+		struct sockaddr_in peer;
+		socklen_t plen = sizeof(peer);
+
+		S(getpeername(c, (struct sockaddr *)&peer, &plen));
+	}
 	S(connect(c, (struct sockaddr *)&a, sizeof(a)));
 	S(connect(c, (struct sockaddr *)&a, sizeof(a)));
 	p.fd = lfd;
