@@ -23,6 +23,7 @@ the process's; the old one is dropped when nothing shares it any more.
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING
 
 import attrs
@@ -181,6 +182,7 @@ def exit_thread(kernel: Kernel, task: Task, wait_status: int) -> None:
         return
     task.exited = True
     kernel.drop_task(task)
+    release_robust_futexes(kernel, task)
 
     # CLONE_CHILD_CLEARTID: clear the word and wake a futex waiter on it.
     if task.clear_child_tid:
@@ -192,6 +194,60 @@ def exit_thread(kernel: Kernel, task: Task, wait_status: int) -> None:
     live = [t for t in proc.threads if not t.exited]
     if not live:
         _end_process(kernel, proc, wait_status)
+
+
+# The robust futex list (set_robust_list): the lock words of the robust
+# mutexes a thread holds, which the kernel marks when the thread dies.
+FUTEX_WAITERS = 0x80000000
+FUTEX_OWNER_DIED = 0x40000000
+FUTEX_TID_MASK = 0x3FFFFFFF
+ROBUST_LIST_LIMIT = 2048
+
+
+def release_robust_futexes(kernel: Kernel, task: Task) -> None:
+    """``task`` dies: every robust lock word it still owns gets
+    FUTEX_OWNER_DIED (keeping FUTEX_WAITERS) and one waiter is woken, so the
+    next locker sees EOWNERDEAD instead of waiting for ever.
+
+    The list is ``struct robust_list_head {next, futex_offset,
+    list_op_pending}``; each entry is a ``next`` pointer (bit 0 marks a PI
+    lock), its lock word ``futex_offset`` bytes away. ``list_op_pending`` is
+    a lock being taken or released when the thread died. A guest that
+    corrupted the list only loses the marking, as on Linux.
+    """
+    head = task.robust_list
+    if not head:
+        return
+    mm = task.mm
+    try:
+        entry, offset, pending = struct.unpack("<QqQ", mm.read(head, 24))
+        walked = 0
+        while entry != head and walked < ROBUST_LIST_LIMIT:
+            following = mm.read_u64(entry & ~1)
+            if entry != pending:
+                _owner_died(kernel, task, (entry & ~1) + offset, False)
+            entry = following
+            walked += 1
+        if pending:
+            _owner_died(kernel, task, (pending & ~1) + offset, True)
+    except SyscallError:
+        pass
+
+
+def _owner_died(kernel: Kernel, task: Task, addr: int, pending: bool) -> None:
+    if addr % 4:
+        return
+    mm = task.mm
+    word = mm.read_u32(addr)
+    if pending and word == 0:
+        # Released just before the death: a waiter may not have been woken.
+        kernel.futex_wake(mm, addr, 1)
+        return
+    if word & FUTEX_TID_MASK != task.tid:
+        return
+    mm.write_u32(addr, (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
+    if word & FUTEX_WAITERS:
+        kernel.futex_wake(mm, addr, 1)
 
 
 def exit_group(kernel: Kernel, task: Task, wait_status: int) -> None:
@@ -291,6 +347,8 @@ def exec_image(
         SigAction(1) if a.handler == 1 else SigAction() for a in proc.sigactions
     ]
     task.altstack = (0, 2, 0)
+    # The robust list pointed into the old image.
+    task.robust_list = task.robust_len = 0
     proc.argv, proc.envp, proc.exe_path = list(argv), list(envp), path
     proc.comm = task.name = path.rsplit("/", 1)[-1][:15]
     proc.did_exec = True

@@ -22,6 +22,7 @@ __attribute__((unused)) static const char *errname(int e)
 	case EPERM: return "EPERM";
 	case ENOENT: return "ENOENT";
 	case ESRCH: return "ESRCH";
+	case EOWNERDEAD: return "EOWNERDEAD";
 	case EINTR: return "EINTR";
 	case EIO: return "EIO";
 	case ENXIO: return "ENXIO";

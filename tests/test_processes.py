@@ -263,10 +263,24 @@ def test_setpgid_and_setsid_follow_the_session_rules(scenario_runs, flavour):
     same_section(scenario_runs("jobctl", flavour), "groups_and_sessions")
 
 
+# -- robust futexes --------------------------------------------------------------
+
+
+def test_a_robust_mutex_of_a_dead_thread_or_process_gives_eownerdead(
+        scenario_runs, flavour):
+    out = same_section(scenario_runs("robust", flavour), "thread_dies_holding")
+    assert "lock: EOWNERDEAD" in out
+    same_section(scenario_runs("robust", flavour), "process_dies_holding")
+
+
+def test_a_waiter_on_a_robust_mutex_wakes_when_its_owner_dies(scenario_runs, flavour):
+    same_section(scenario_runs("robust", flavour), "waiter_is_woken")
+
+
 def test_every_scenario_program_covers_all_its_scenarios():
     """Guard against a scenario added to a program but to no test."""
     names = set(re.findall(r'same_section\(.*?"(\w+)"\)', _this_source()))
-    for program in ("procs", "signals", "threads", "exec", "jobctl"):
+    for program in ("procs", "signals", "threads", "exec", "jobctl", "robust"):
         source = Path(__file__).parent.parent / "testdata" / f"{program}.c"
         listed = re.findall(r'\{ "(\w+)", \w+ \}', source.read_text())
         assert listed and set(listed) <= names, program
