@@ -113,6 +113,24 @@ static void create_and_ctl_errors(void)
 	SHOW(read(ep, &ev, sizeof(ev)));
 }
 
+static void devices_without_poll_are_refused(void)
+{
+	static const char *names[] = { "/dev/null", "/dev/zero", "/dev/random" };
+	int ep = epoll_create1(0), i, fd, r;
+
+	for (i = 0; i < 3; i++) {
+		fd = open(names[i], O_RDONLY);
+		errno = 0;
+		r = add(ep, fd, EPOLLIN, i);
+		printf("%s: %d %s\n", names[i], r, errname(errno));
+		close(fd);
+	}
+	/* The tests give every run /dev/null as standard input. */
+	errno = 0;
+	r = add(ep, 0, EPOLLIN, 9);
+	printf("stdin: %d %s\n", r, errname(errno));
+}
+
 static void level_triggered_reports_until_drained(void)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC), fds[2];
@@ -296,6 +314,7 @@ static void pwait_mask_applies_while_waiting(void)
 
 static const struct scenario scenarios[] = {
 	{ "create_and_ctl_errors", create_and_ctl_errors },
+	{ "devices_without_poll_are_refused", devices_without_poll_are_refused },
 	{ "level_triggered_reports_until_drained", level_triggered_reports_until_drained },
 	{ "edge_triggered_reports_each_change_once",
 	  edge_triggered_reports_each_change_once },

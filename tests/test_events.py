@@ -114,6 +114,11 @@ def test_epoll_ctl_checks_arguments_as_linux(event_runs, flavour):
     assert "add(ep, file, EPOLLIN, 3): -1 EPERM" in out
 
 
+def test_epoll_refuses_files_without_a_poll_operation(event_runs, flavour):
+    out = same(event_runs, "epoll", flavour, "devices_without_poll_are_refused")
+    assert "/dev/random: 0" in out
+
+
 def test_epoll_level_triggered_reports_until_drained(event_runs, flavour):
     same(event_runs, "epoll", flavour, "level_triggered_reports_until_drained")
 

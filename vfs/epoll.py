@@ -39,8 +39,6 @@ interest.
 
 XXX: EPOLLEXCLUSIVE is accepted and checked as Linux checks it, but wakes
 every waiter: epoll(7) promises "one or more".
-XXX: memory devices (/dev/null, /dev/zero) may be added, where Linux answers
-EPERM; regular files and directories are refused as on Linux.
 """
 
 from __future__ import annotations
@@ -51,6 +49,7 @@ from typing import TYPE_CHECKING
 
 from sentry import abi
 from vfs.core import OpenFile, fail
+from vfs.devfs import DeviceFile, makedev
 from vfs.pipe import anon_inode
 from vfs.wait import WaitQueue
 
@@ -351,10 +350,30 @@ class EventPoll(OpenFile):
 
 
 def can_poll(file: OpenFile) -> bool:
-    """Whether epoll may watch ``file``: regular files and directories have
-    no poll operation on Linux (EPERM)."""
+    """Whether epoll may watch ``file`` (EPERM if not): only files whose
+    Linux driver has a poll operation. Regular files, directories and the
+    memory devices but /dev/random have none; a host descriptor is asked of
+    the host."""
     mode = file.stat().mode & abi.S_IFMT
-    return mode not in (abi.S_IFREG, abi.S_IFDIR)
+    if mode in (abi.S_IFREG, abi.S_IFDIR):
+        return False
+    if isinstance(file, DeviceFile):
+        return file.stat().rdev == makedev(1, 8)
+    host_fd = file.poll_host_fd()
+    return host_fd is None or _host_can_poll(host_fd)
+
+
+def _host_can_poll(fd: int) -> bool:
+    probe = select.epoll()
+    try:
+        probe.register(fd, EPOLLIN)
+    except PermissionError:
+        return False
+    except OSError:
+        return True
+    finally:
+        probe.close()
+    return True
 
 
 def check_nesting(ep: EventPoll, target: EventPoll) -> None:
