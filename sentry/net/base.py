@@ -214,8 +214,10 @@ class Socket(OpenFile):
         err, self.error = self.error, 0
         return err
 
-    def notify(self) -> None:
-        self.queue.notify()
+    def notify(self, events: int = 0) -> None:
+        """Wake whoever waits on this socket; ``events`` are the poll events
+        the change concerns (0: any), the key of :meth:`WaitQueue.notify`."""
+        self.queue.notify(events)
 
     # --- readiness -----------------------------------------------------------
 

@@ -46,14 +46,16 @@ UNIX_MAX_DGRAM_QLEN = 10
 
 
 class Datagram:
-    __slots__ = ("data", "src", "anc", "creds")
+    __slots__ = ("data", "src", "anc", "creds", "sender")
 
     def __init__(self, data: bytes, src: Any, anc: Ancillary | None,
-                 creds: Ucred) -> None:
+                 creds: Ucred, sender: Socket | None = None) -> None:
         self.data = data
         self.src = src
         self.anc = anc
         self.creds = creds
+        # The sending socket, told when its datagram leaves a full queue.
+        self.sender = sender
 
 
 class DgramSocket(Socket):
@@ -186,7 +188,7 @@ class DgramSocket(Socket):
             if self.nonblocking or flags & abi.MSG_DONTWAIT:
                 raise fail(abi.EAGAIN)
             raise WouldBlock(target.queue, POLL_WRITE)
-        target.enqueue(data, self.local, anc, self._creds(anc))
+        target.enqueue(data, self.local, anc, self._creds(anc), self)
         return len(data)
 
     def _send_udp(self, dest: Any, data: bytes) -> int:
@@ -211,13 +213,13 @@ class DgramSocket(Socket):
             return True
         return bool(self.rx) and self.rx_bytes + size > self.rcvbuf
 
-    def enqueue(self, data: bytes, src: Any, anc: Ancillary | None, creds: Ucred
-                ) -> None:
+    def enqueue(self, data: bytes, src: Any, anc: Ancillary | None, creds: Ucred,
+                sender: Socket | None = None) -> None:
         if anc is not None:
             anc.hold()
-        self.rx.append(Datagram(bytes(data), src, anc, creds))
+        self.rx.append(Datagram(bytes(data), src, anc, creds, sender))
         self.rx_bytes += len(data)
-        self.notify()
+        self.notify(POLL_READ)
 
     # --- receiving ------------------------------------------------------------
 
@@ -248,7 +250,11 @@ class DgramSocket(Socket):
             self.rx_bytes -= len(gram.data)
             if gram.anc is not None:
                 gram.anc.rights = []
-            self.notify()
+            # Room for senders waiting on a full queue, and for a connected
+            # sender's POLLOUT (it polls our queue's room).
+            self.notify(POLL_WRITE)
+            if gram.sender is not None and not gram.sender.released:
+                gram.sender.notify(POLL_WRITE)
         return out
 
     # --- readiness and close ----------------------------------------------------

@@ -160,7 +160,8 @@ class StreamSocket(Socket):
             raise self.wait(POLL_READ)
         child = self.backlog.popleft()
         child.flags = (child.flags & ~abi.O_NONBLOCK) | (flags & abi.O_NONBLOCK)
-        self.notify()
+        # Room in the queue for a connect that waits.
+        self.notify(abi.POLLOUT)
         return child
 
     # --- connecting -----------------------------------------------------------
@@ -215,8 +216,8 @@ class StreamSocket(Socket):
         self.peer_creds = listener.listen_creds
         child.state = self.state = CONNECTED
         listener.backlog.append(child)
-        listener.notify()
-        self.notify()
+        listener.notify(POLL_READ)
+        self.notify(POLL_WRITE)
         if self.tcp_like and self.nonblocking:
             self.in_progress = True
             raise fail(abi.EINPROGRESS)
@@ -292,7 +293,7 @@ class StreamSocket(Socket):
             anc.hold()
         peer.rx.append(Segment(bytes(data), anc, creds))
         peer.rx_bytes += len(data)
-        peer.notify()
+        peer.notify(POLL_READ)
 
     # --- receiving ------------------------------------------------------------
 
@@ -314,10 +315,9 @@ class StreamSocket(Socket):
             raise self.wait(POLL_READ, flags)
         got = self._take_record(count, flags) if self.records else (
             self._take_bytes(count, flags))
-        if not flags & abi.MSG_PEEK:
-            if self.peer is not None:
-                self.peer.notify()
-            self.notify()
+        # Room for the writer at the other end.
+        if not flags & abi.MSG_PEEK and self.peer is not None:
+            self.peer.notify(POLL_WRITE)
         return got
 
     def _recv_empty(self, count: int, flags: int) -> Received:
