@@ -60,11 +60,12 @@ CONNECTED = "connected"
 class Segment:
     """Bytes sent by one call, with the control data that came with them."""
 
-    __slots__ = ("data", "anc", "creds")
+    __slots__ = ("data", "off", "anc", "creds")
 
     def __init__(self, data: bytes, anc: Ancillary | None, creds: Ucred | None
                  ) -> None:
         self.data = data
+        self.off = 0  # how much a stream read took already
         self.anc = anc
         self.creds = creds
 
@@ -357,15 +358,14 @@ class StreamSocket(Socket):
             if not parts:
                 anc = self._control(seg, flags)
                 creds = seg.creds
-            piece = seg.data[:want]
+            piece = seg.data[seg.off: seg.off + want]
             parts.append(piece)
             want -= len(piece)
             if peek:
                 index += 1
                 continue
-            if len(piece) < len(seg.data):
-                seg.data = seg.data[len(piece):]
-            else:
+            seg.off += len(piece)
+            if seg.off == len(seg.data):
                 self.rx.popleft()
             self.rx_bytes -= len(piece)
         return Received(b"".join(parts), None, anc, 0, count - want)
