@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import threading
 
 import pytest
-from conftest import run_native, run_sandbox, tail
+from conftest import run_native, run_sandbox, sandbox_env, tail
 
 # Seconds one whole program may take; a hang shows as missing sections.
 RUN_TIMEOUT = 120
@@ -208,3 +210,47 @@ def test_signalfd_is_pollable(event_runs, flavour):
 ])
 def test_pidfd_names_a_process(event_runs, flavour, name):
     same(event_runs, "pidfd", flavour, name)
+
+
+# -- waiting on the host ------------------------------------------------------
+
+
+def _stepwise(command: list[str]) -> str:
+    """Run ``command`` with a pipe as stdin, written in steps: "one" after
+    the program printed "ready", "two" after the next "next", then closed
+    after the one after. Returns everything it printed."""
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=sandbox_env())
+    assert proc.stdin is not None and proc.stdout is not None
+    # A program that hangs is killed, which ends the reads below.
+    watchdog = threading.Timer(RUN_TIMEOUT, proc.kill)
+    watchdog.start()
+    out = []
+    try:
+        for marker, data in (("ready", "one"), ("next", "two"), ("next", None)):
+            while True:
+                line = proc.stdout.readline()
+                out.append(line)
+                if line in (f"{marker}\n", ""):
+                    break
+            if data is None:
+                proc.stdin.close()
+            else:
+                proc.stdin.write(data)
+                proc.stdin.flush()
+        rest = proc.stdout.read()
+        proc.wait(timeout=RUN_TIMEOUT)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return "".join(out) + rest
+
+
+def test_waits_on_a_host_pipe_sleep_until_it_is_ready(build):
+    binary = str(build("hostwait"))
+    native = _stepwise([binary])
+    sandboxed = _stepwise([sys.executable, "-m", "sentry", "run", binary])
+    assert sandboxed == native
+    assert 'read: 3 "two"' in native
