@@ -145,11 +145,19 @@ def _element_pointers(
     return (ctypes.c_void_p * len(values))(*addresses)
 
 
+FPU_CW_INIT = 0x37F
+MXCSR_INIT = 0x1F80
+
+
 class Cpu:
     """One Unicorn engine: the memory map of one address space and a CPU."""
 
     def __init__(self) -> None:
         self.uc = unicorn.Uc(ucc.UC_ARCH_X86, ucc.UC_MODE_64)
+        # The floating-point state Linux starts a program with (FNINIT's
+        # control word, every SSE exception masked); Unicorn starts at zero.
+        self.uc.reg_write(x86.UC_X86_REG_FPCW, FPU_CW_INIT)
+        self.uc.reg_write(x86.UC_X86_REG_MXCSR, MXCSR_INIT)
         self._handle = ctypes.c_void_p(self.uc._uch.value)
         self._regs = (ctypes.c_int * len(SYSCALL_REGS))(*SYSCALL_REGS)
         self._values = (ctypes.c_uint64 * len(SYSCALL_REGS))()

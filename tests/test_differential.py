@@ -21,6 +21,11 @@ def family_matches_native(build, name: str, flavour: str) -> None:
     assert native.returncode == 0, "the program itself failed to set up"
 
 
+def test_floating_point_state_at_start_matches_native(build, flavour):
+    """x87 control word 0x37f and MXCSR 0x1f80, as Linux starts a program."""
+    family_matches_native(build, "fpu", flavour)
+
+
 def test_files_family_matches_native(build, flavour):
     """open flags, read/write and vectors, lseek and holes, truncate, fallocate."""
     family_matches_native(build, "files", flavour)
