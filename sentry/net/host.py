@@ -23,6 +23,7 @@ Options are passed to the host socket, which reads back what Linux would
 
 from __future__ import annotations
 
+import ctypes
 import errno as host_errno
 import fcntl
 import ipaddress
@@ -159,11 +160,9 @@ class HostSocket(Socket):
                           self.protocol, flags & abi.O_NONBLOCK, conn)
 
     def connect(self, raw: bytes) -> None:
-        if len(raw) >= 2 and struct.unpack_from("<H", raw)[0] == abi.AF_UNSPEC and (
-                self.sotype == abi.SOCK_DGRAM):
-            # Dissolving a UDP association is not offered by Python's sockets.
-            # TODO: connect(AF_UNSPEC) on a host UDP socket.
-            raise fail(abi.EOPNOTSUPP)
+        if len(raw) >= 2 and struct.unpack_from("<H", raw)[0] == abi.AF_UNSPEC:
+            self._disconnect()
+            return
         addr = self._host_addr(raw, False)
         self._check_connect(addr)
         err = self.sock.connect_ex(addr)
@@ -178,6 +177,15 @@ class HostSocket(Socket):
             raise WouldBlock(None, abi.POLLOUT, host_fd=self.fd)
         self.connecting = False
         raise fail(err)
+
+    def _disconnect(self) -> None:
+        """connect(AF_UNSPEC): dissolve the association (Python's socket
+        module cannot say AF_UNSPEC, so libc's connect is called directly)."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        unspec = ctypes.create_string_buffer(16)
+        if libc.connect(self.fd, unspec, ctypes.c_uint(16)) < 0:
+            raise fail(ctypes.get_errno() or abi.EINVAL)
+        self.connecting = False
 
     def shutdown(self, how: int) -> None:
         try:

@@ -168,6 +168,11 @@ class StreamSocket(Socket):
     # --- connecting -----------------------------------------------------------
 
     def connect(self, raw: bytes) -> None:
+        # TCP takes AF_UNSPEC as "disconnect": the connection is reset.
+        if self.tcp_like and raw[:2] == abi.AF_UNSPEC.to_bytes(2, "little"):
+            self._disconnect()
+            return
+
         # A connect that completed in the background reports success once.
         if self.state == CONNECTED:
             if self.in_progress:
@@ -410,6 +415,28 @@ class StreamSocket(Socket):
         return mask
 
     # --- shutdown and close ---------------------------------------------------
+
+    def _disconnect(self) -> None:
+        """Drop the connection (TCP's reset) and be an unconnected socket."""
+        if self.state == LISTENING:
+            while self.backlog:
+                self.backlog.popleft().release()
+        peer = self.peer
+        if peer is not None and not peer.released:
+            peer.error = abi.ECONNRESET
+            peer.shut = SHUTDOWN_MASK
+            peer.notify()
+        self.peer = None
+        self.peer_addr = None
+        self.state = UNCONNECTED
+        self.in_progress = self.failed = False
+        self.shut = 0
+        for seg in self.rx:
+            if seg.anc is not None:
+                seg.anc.drop()
+        self.rx.clear()
+        self.rx_bytes = 0
+        self.notify()
 
     def shutdown(self, how: int) -> None:
         if how not in (abi.SHUT_RD, abi.SHUT_WR, abi.SHUT_RDWR):
