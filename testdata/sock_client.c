@@ -3,12 +3,14 @@
  * test starts on the host. "sock_client HOST PORT MESSAGE" connects over TCP
  * (HOST an IPv4 or IPv6 literal), sends MESSAGE, shuts down its side and
  * prints the reply; "sock_client -u HOST PORT MESSAGE" does the same with
- * one UDP datagram; "sock_client -b PORT" binds and listens on PORT. Every
- * step prints its result with errno names.
+ * one UDP datagram; "sock_client -b PORT" binds and listens on PORT;
+ * "sock_client -r NAME" prints the IPv4 addresses getaddrinfo finds for
+ * NAME. Every step prints its result with errno names.
  */
 #define _GNU_SOURCE
 #include "sock_check.h"
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -47,6 +49,27 @@ static int bind_only(int port)
 	return S(listen(fd, 1)) < 0;
 }
 
+static int resolve(const char *name)
+{
+	struct addrinfo hints = { 0 }, *res, *ai;
+	char text[INET_ADDRSTRLEN];
+	int r;
+
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	r = getaddrinfo(name, NULL, &hints, &res);
+	printf("getaddrinfo: %s\n", r == 0 ? "OK" : gai_strerror(r));
+	if (r != 0)
+		return 1;
+	for (ai = res; ai; ai = ai->ai_next) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, text,
+			  sizeof(text));
+		printf("address: %s\n", text);
+	}
+	freeaddrinfo(res);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_storage ss;
@@ -55,6 +78,8 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && strcmp(argv[1], "-b") == 0)
 		return bind_only(atoi(argv[2]));
+	if (argc == 3 && strcmp(argv[1], "-r") == 0)
+		return resolve(argv[2]);
 	if (argc > 1 && strcmp(argv[1], "-u") == 0) {
 		udp = 1;
 		argv++;

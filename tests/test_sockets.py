@@ -355,3 +355,55 @@ def test_timeouts_signals_and_file_calls_on_sockets_match_native(build):
 def test_localhost_resolves_through_etc_hosts(build, flavour):
     # The libc's resolver reads /etc/hosts through the VFS.
     assert_same(build("sock_misc", flavour), ["names"])
+
+
+# --- name resolution over DNS ---------------------------------------------------
+
+
+class _Dns(socketserver.BaseRequestHandler):
+    """Answer every A query with 10.9.8.7 (one question, one answer)."""
+
+    def handle(self) -> None:
+        import struct
+
+        query, sock = self.request
+        ident, _flags, qdcount = struct.unpack_from(">HHH", query)
+        end = 12
+        while query[end]:
+            end += query[end] + 1
+        question = query[12: end + 5]
+        qtype = struct.unpack_from(">H", query, end + 1)[0]
+        answers = 1 if qtype == 1 else 0
+        head = struct.pack(">HHHHHH", ident, 0x8180, qdcount, answers, 0, 0)
+        answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([10, 9, 8, 7])
+        sock.sendto(head + question + (answer if answers else b""), self.client_address)
+
+
+@pytest.fixture
+def dns_etc(tmp_path: Path) -> Iterator[Path]:
+    """A DNS server on the host's 127.0.0.1:53 and an /etc that points to it."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+    (etc / "hosts").write_text("127.0.0.1 localhost\n")
+    try:
+        server = socketserver.UDPServer(("127.0.0.1", 53), _Dns)
+    except OSError:
+        pytest.skip("cannot serve DNS on 127.0.0.1:53 here")
+    for _port in _serve(server):
+        yield etc
+
+
+def test_dns_over_udp_when_the_policy_lets_it_out(build, dns_etc):
+    program = build("sock_client", "musl")
+    etc = ["--bind", f"{dns_etc}:/etc:ro"]
+    done = run_sandbox(program, ["-r", "example.test"], [*etc, "--net", "host"])
+    assert done.stdout == "getaddrinfo: OK\naddress: 10.9.8.7\n", tail(done.stderr)
+    listed = [*etc, "--net", "host", "--allow-connect", "127.0.0.1:53"]
+    done = run_sandbox(program, ["-r", "example.test"], listed)
+    assert "address: 10.9.8.7" in done.stdout
+    # Not listed, or --net none: the query never leaves and the name is unknown.
+    other = [*etc, "--net", "host", "--allow-connect", "127.0.0.1:80"]
+    for opts in (other, etc):
+        done = run_sandbox(program, ["-r", "example.test"], opts)
+        assert done.stdout.startswith("getaddrinfo: ") and "OK" not in done.stdout
