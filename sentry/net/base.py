@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sentry.task import Task
 
 SOCKFS_DEV = 0x08
+SIOCOUTQ = abi.TIOCOUTQ  # the same number, for sockets: bytes the peer has not read
 SOCK_MIN_RCVBUF = 2304
 SOCK_MIN_SNDBUF = 4608
 
@@ -94,6 +95,10 @@ class Ancillary:
 
     rights: list[OpenFile] = attrs.Factory(list)
     creds: Ucred | None = None
+
+    # XXX: a socket sent over itself (or in a cycle of sockets) keeps itself
+    # open until the sandbox ends; Linux's garbage collector of in-flight
+    # descriptors is not modelled.
 
     def hold(self) -> None:
         """The files are in flight: keep them open until delivered."""
@@ -246,10 +251,17 @@ class Socket(OpenFile):
         if request == abi.FIONREAD:
             task.mm.write(arg, pack_int(self.readable_bytes()))
             return 0
+        if request == SIOCOUTQ:
+            task.mm.write(arg, pack_int(self.unsent_bytes()))
+            return 0
         raise fail(abi.ENOTTY)
 
     def readable_bytes(self) -> int:
         """FIONREAD / SIOCINQ: bytes waiting to be received."""
+        return 0
+
+    def unsent_bytes(self) -> int:
+        """SIOCOUTQ: bytes sent that the other end has not taken yet."""
         return 0
 
     # --- socket operations (EOPNOTSUPP unless the type has them) --------------

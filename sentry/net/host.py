@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sentry import abi
 from sentry.errors import SyscallError
-from sentry.net.base import Ancillary, Received, Socket
+from sentry.net.base import SIOCOUTQ, Ancillary, Received, Socket
 from sentry.net.inet import is_v4, pack_inet, parse_inet, text_of
 from vfs.core import fail
 from vfs.wait import WouldBlock
@@ -230,9 +230,15 @@ class HostSocket(Socket):
         return Received(bytes(buf[: min(n, len(buf))]), packed, None, msg_flags, n)
 
     def readable_bytes(self) -> int:
+        return self._host_count(abi.FIONREAD)
+
+    def unsent_bytes(self) -> int:
+        return self._host_count(SIOCOUTQ)
+
+    def _host_count(self, request: int) -> int:
         buf = bytearray(4)
         try:
-            fcntl.ioctl(self.fd, abi.FIONREAD, buf)
+            fcntl.ioctl(self.fd, request, buf)
         except OSError:
             return 0
         return int.from_bytes(buf, "little", signed=True)

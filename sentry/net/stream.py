@@ -308,6 +308,10 @@ class StreamSocket(Socket):
             return len(self.rx[0].data) if self.rx else 0
         return self.rx_bytes
 
+    def unsent_bytes(self) -> int:
+        peer = self.peer
+        return peer.rx_bytes if peer is not None and not peer.released else 0
+
     def recvmsg(self, count: int, flags: int) -> Received:
         if self.state != CONNECTED:
             raise fail(self.unconnected_recv_errno)
