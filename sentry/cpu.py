@@ -158,6 +158,7 @@ class Cpu:
         # control word, every SSE exception masked); Unicorn starts at zero.
         self.uc.reg_write(x86.UC_X86_REG_FPCW, FPU_CW_INIT)
         self.uc.reg_write(x86.UC_X86_REG_MXCSR, MXCSR_INIT)
+        self.uc.reg_write(x86.UC_X86_REG_FPTAG, 0xFFFF)  # every register empty
         self._handle = ctypes.c_void_p(self.uc._uch.value)
         self._regs = (ctypes.c_int * len(SYSCALL_REGS))(*SYSCALL_REGS)
         self._values = (ctypes.c_uint64 * len(SYSCALL_REGS))()

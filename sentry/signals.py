@@ -30,6 +30,10 @@ from typing import TYPE_CHECKING
 
 import attrs
 from unicorn.x86_const import (
+    UC_X86_REG_FP0,
+    UC_X86_REG_FPCW,
+    UC_X86_REG_FPSW,
+    UC_X86_REG_FPTAG,
     UC_X86_REG_MXCSR,
     UC_X86_REG_RAX,
     UC_X86_REG_RDI,
@@ -397,11 +401,23 @@ def sigreturn(kernel: Kernel, task: Task) -> int:
 
 
 def _fxsave(cpu: object) -> bytes:
-    """The SSE part of an fxsave image: control words, MXCSR and XMM0-15."""
+    """The fxsave image of the CPU's x87 and SSE state.
+
+    The x87 registers go in stack order (ST0 first), each as its 80-bit
+    value in a 16-byte slot; the tag byte has one bit per physical register,
+    set when the register is not empty (tag 11 in the full tag word).
+    """
     uc = cpu.uc  # type: ignore[attr-defined]
-    head = struct.pack("<HHBxHQQII", 0x37F, 0, 0, 0, 0, 0,
-                       int(uc.reg_read(UC_X86_REG_MXCSR)) or 0x1F80, 0xFFFF)
-    st = bytes(128)
+    fsw = int(uc.reg_read(UC_X86_REG_FPSW))
+    full_tags = int(uc.reg_read(UC_X86_REG_FPTAG))
+    tags = sum(1 << i for i in range(8) if (full_tags >> (2 * i)) & 3 != 3)
+    head = struct.pack("<HHBxHQQII", int(uc.reg_read(UC_X86_REG_FPCW)), fsw, tags, 0,
+                       0, 0, int(uc.reg_read(UC_X86_REG_MXCSR)), 0xFFFF)
+    top = (fsw >> 11) & 7
+    st = b"".join(
+        struct.pack("<QH6x", *uc.reg_read(UC_X86_REG_FP0 + ((top + i) & 7)))
+        for i in range(8)
+    )
     xmm = b"".join(
         int(uc.reg_read(UC_X86_REG_XMM0 + i)).to_bytes(16, "little") for i in range(16)
     )
@@ -410,8 +426,19 @@ def _fxsave(cpu: object) -> bytes:
 
 def _fxrstor(cpu: object, image: bytes) -> None:
     uc = cpu.uc  # type: ignore[attr-defined]
+    fcw, fsw, tags = struct.unpack_from("<HHB", image, 0)
     mxcsr = struct.unpack_from("<I", image, 24)[0]
-    uc.reg_write(UC_X86_REG_MXCSR, mxcsr)
+    uc.reg_write(UC_X86_REG_FPCW, fcw)
+    uc.reg_write(UC_X86_REG_FPSW, fsw)
+    uc.reg_write(UC_X86_REG_FPTAG, sum(
+        (0 if tags >> i & 1 else 3) << (2 * i) for i in range(8)
+    ))
+    top = (fsw >> 11) & 7
+    for i in range(8):
+        mantissa, exponent = struct.unpack_from("<QH", image, 32 + 16 * i)
+        uc.reg_write(UC_X86_REG_FP0 + ((top + i) & 7), (mantissa, exponent))
+    # Linux refuses a frame whose MXCSR sets reserved bits; they are dropped.
+    uc.reg_write(UC_X86_REG_MXCSR, mxcsr & 0xFFFF)
     for i in range(16):
         off = 160 + 16 * i
         uc.reg_write(UC_X86_REG_XMM0 + i, int.from_bytes(image[off : off + 16], "little"))

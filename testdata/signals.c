@@ -529,6 +529,51 @@ static void handler_flags(void)
 	show_status("second SIGUSR2 after SA_RESETHAND", st);
 }
 
+/* A handler that clobbers the x87 and SSE state: fninit empties the x87
+ * stack and resets the control word, and xmm0 changes. */
+static void clobber_fpu(int signo)
+{
+	(void)signo;
+	__asm__ volatile("fninit\n\tfld1\n\tfldz\n\tfaddp\n\tfstp %%st(0)\n\t"
+			 "pcmpeqd %%xmm0, %%xmm0" ::: "memory", "xmm0");
+}
+
+static void fpu_state_survives_a_handler(void)
+{
+	struct sigaction sa;
+	unsigned short cw = 0x77f, cw_after = 0;
+	long double pi = 0, two = 0;
+	double kept = 0;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = clobber_fpu;
+	sigaction(SIGUSR1, &sa, NULL);
+	/* Two values on the x87 stack, a changed control word and a value in
+	 * xmm0, all live across the kill() whose return delivers the signal. */
+	__asm__ volatile(
+		"fldcw %[cw]\n\t"
+		"fld1\n\tfld1\n\tfaddp\n\t"
+		"fldpi\n\t"
+		"movsd %[half], %%xmm0\n\t"
+		"mov $62, %%eax\n\t"          /* kill(getpid(), SIGUSR1) */
+		"mov %[pid], %%edi\n\t"
+		"mov $10, %%esi\n\t"
+		"syscall\n\t"
+		"fstpt %[pi]\n\t"
+		"fstpt %[two]\n\t"
+		"fnstcw %[cw_after]\n\t"
+		"movsd %%xmm0, %[kept]"
+		: [pi] "=m"(pi), [two] "=m"(two), [cw_after] "=m"(cw_after), [kept] "=m"(kept)
+		: [cw] "m"(cw), [half] "m"((double){0.5}), [pid] "r"((int)getpid())
+		: "rax", "rdi", "rsi", "rcx", "r11", "xmm0", "memory");
+	printf("x87 ST0: %.18Lf\n", pi);
+	printf("x87 ST1: %.18Lf\n", two);
+	printf("control word: %#x\n", cw_after);
+	printf("xmm0: %g\n", kept);
+	cw = 0x37f;
+	__asm__ volatile("fldcw %0" :: "m"(cw));
+}
+
 static const struct scenario scenarios[] = {
 	{ "siginfo", siginfo },
 	{ "pending", pending },
@@ -537,6 +582,7 @@ static const struct scenario scenarios[] = {
 	{ "timers", timers },
 	{ "sigaltstack_onstack", sigaltstack_onstack },
 	{ "handler_flags", handler_flags },
+	{ "fpu_state_survives_a_handler", fpu_state_survives_a_handler },
 	{ NULL, NULL },
 };
 

@@ -166,6 +166,11 @@ def test_sa_onstack_handler_runs_on_the_alternate_stack(scenario_runs, flavour):
     same_section(scenario_runs("signals", flavour), "sigaltstack_onstack")
 
 
+def test_x87_and_sse_state_survive_a_handler_that_clobbers_them(scenario_runs, flavour):
+    out = same_section(scenario_runs("signals", flavour), "fpu_state_survives_a_handler")
+    assert "x87 ST0: 3.14159" in out
+
+
 def test_sa_nodefer_and_sa_resethand(scenario_runs, flavour):
     same_section(scenario_runs("signals", flavour), "handler_flags")
 
