@@ -582,7 +582,7 @@ def _cmsgs_text(call: Call, control: int, size: int) -> str:
     if not control or size == 0:
         return "NULL"
     raw = call.read(control, min(size, 4096))
-    items = []
+    items: list[str] = []
     pos = 0
     while pos + _cmsghdr.size <= len(raw) and len(items) < _MSG_ITEMS:
         length, level, kind = _cmsghdr.unpack_from(raw, pos)

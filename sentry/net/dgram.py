@@ -125,7 +125,7 @@ class DgramSocket(Socket):
         if self.unix_like and target is None:
             raise fail(abi.ECONNREFUSED)
         # A socket connected to a third one would refuse what we send.
-        if self.unix_like and target.peer is not None and target.peer is not self:
+        if target is not None and self.unix_like and target.peer not in (None, self):
             raise fail(abi.EPERM)
         self.autobind(False)
         self.peer_addr = addr if target is None else self._canonical(target, addr)

@@ -281,9 +281,9 @@ class InetNaming:
         if value is not None:
             return value
         # ip_getsockopt answers EOPNOTSUPP for a level it does not know.
-        known = (abi.SOL_SOCKET, abi.SOL_IP, abi.SOL_TCP, abi.SOL_UDP)
+        known = [abi.SOL_SOCKET, abi.SOL_IP, abi.SOL_TCP, abi.SOL_UDP]
         if self.family == abi.AF_INET6:
-            known += (abi.SOL_IPV6,)
+            known.append(abi.SOL_IPV6)
         raise fail(abi.ENOPROTOOPT if level in known else abi.EOPNOTSUPP)
 
     def inet_setsockopt(self, level: int, name: int, value: bytes) -> bool:
@@ -331,7 +331,7 @@ class LoopTcp(InetNaming, StreamSocket):
         if self.local is not None and self.state != LISTENING:
             for other in self.ports().holders(self.local[1]):
                 if (isinstance(other, LoopTcp) and other is not self
-                        and other.state == LISTENING
+                        and other.state == LISTENING and other.local is not None
                         and self.covers(self.local[0], other.local[0], other.v6only())
                         and not (self.opt(abi.SOL_SOCKET, abi.SO_REUSEPORT)
                                  and other.opt(abi.SOL_SOCKET, abi.SO_REUSEPORT))):
