@@ -2,8 +2,9 @@
  * sock_misc: the rest of the socket surface. SO_RCVTIMEO ends a blocking
  * receive with EAGAIN; a signal without SA_RESTART interrupts a blocking
  * accept and recv with EINTR; readv/writev, FIONREAD and fcntl(O_NONBLOCK) on
- * sockets; sendmmsg/recvmmsg; and getaddrinfo of "localhost" (what the libc
- * reads from /etc/hosts).
+ * sockets; sendmmsg/recvmmsg; the edges edge-triggered epoll reports for a
+ * Unix stream socket; and getaddrinfo of "localhost" (what the libc reads
+ * from /etc/hosts).
  */
 #define _GNU_SOURCE
 #include "sock_check.h"
@@ -11,6 +12,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -143,6 +145,48 @@ static void multiple(void)
 	close(sv[1]);
 }
 
+static void edges(int ep, const char *label)
+{
+	struct epoll_event ev[4];
+	int n = epoll_wait(ep, ev, 4, 0), i;
+
+	printf("%s: %d", label, n);
+	for (i = 0; i < n; i++)
+		printf(" %s%s%s%s", ev[i].events & EPOLLIN ? "IN" : "",
+		       ev[i].events & EPOLLOUT ? "OUT" : "", ev[i].events & EPOLLHUP ? "HUP" : "",
+		       ev[i].events & EPOLLRDHUP ? "RDHUP" : "");
+	printf("\n");
+}
+
+static void edge_triggered(void)
+{
+	struct epoll_event e = { EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, { 0 } };
+	int sv[2], ep;
+	char b[4];
+
+	printf("== epoll edges\n");
+	S(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	S(ep = epoll_create1(0));
+	S(epoll_ctl(ep, EPOLL_CTL_ADD, sv[1], &e));
+	edges(ep, "start");
+	edges(ep, "again");
+	write(sv[0], "x", 1);
+	edges(ep, "data");
+	edges(ep, "again");
+	read(sv[1], b, sizeof(b));
+	edges(ep, "drained");
+	write(sv[1], "y", 1);
+	edges(ep, "wrote");
+	read(sv[0], b, sizeof(b));
+	edges(ep, "peer read");
+	shutdown(sv[0], SHUT_WR);
+	edges(ep, "peer shut down");
+	close(sv[0]);
+	edges(ep, "peer closed");
+	close(sv[1]);
+	close(ep);
+}
+
 static void names(void)
 {
 	struct addrinfo hints = { 0 }, *res, *ai;
@@ -168,6 +212,7 @@ int main(int argc, char **argv)
 	interrupted();
 	file_calls();
 	multiple();
+	edge_triggered();
 	if (argc > 1 && strcmp(argv[1], "names") == 0)
 		names();
 	return 0;
