@@ -222,11 +222,19 @@ static void waitid_reports(void)
 	printf("waitid: %s status %s\n", cld_code(si.si_code), signame(si.si_status));
 }
 
+/* Print "LABEL: " and what the other end of pipe `fd` sends first. */
+static void print_from(const char *label, int fd)
+{
+	char buf[64];
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+	buf[n > 0 ? n : 0] = 0;
+	printf("%s: %s\n", label, buf);
+}
+
 static void child_stops_itself(void)
 {
 	int fds[2];
-	char buf[64];
-	ssize_t n;
 	pid_t pid;
 
 	if (pipe(fds))
@@ -242,9 +250,7 @@ static void child_stops_itself(void)
 	close(fds[1]);
 	report("child raised SIGTSTP", pid, WUNTRACED);
 	kill(pid, SIGCONT);
-	n = read(fds[0], buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
-	printf("child wrote: %s\n", buf);
+	print_from("child wrote", fds[0]);
 	report("child", pid, 0);
 }
 
@@ -268,28 +274,32 @@ static void orphaned_group_ignores_tstp(void)
 	report("orphaned child", pid, 0);
 }
 
+/* The write end of the pipe the SIGCONT handler reports through. */
+static int cont_fd = -1;
+
+static void on_cont(int sig)
+{
+	(void)sig;
+	write(cont_fd, "SIGCONT handled", 15);
+}
+
 static void sigcont_handler_runs(void)
 {
 	int fds[2];
-	char buf[64];
-	ssize_t n;
 	pid_t pid;
 
 	if (pipe(fds))
 		return;
 	pid = fork();
 	if (pid == 0) {
-		static int wfd;
 		struct sigaction sa;
-		void on_cont(int sig);
 
 		close(fds[0]);
-		wfd = fds[1];
+		cont_fd = fds[1];
 		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = (void (*)(int))on_cont;
+		sa.sa_handler = on_cont;
 		sigaction(SIGCONT, &sa, NULL);
 		setpgid(0, 0);
-		dup2(wfd, 100);
 		for (;;)
 			pause();
 	}
@@ -298,17 +308,9 @@ static void sigcont_handler_runs(void)
 	kill(pid, SIGSTOP);
 	report("stopped", pid, WUNTRACED);
 	kill(pid, SIGCONT);
-	n = read(fds[0], buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
-	printf("handler wrote: %s\n", buf);
+	print_from("handler wrote", fds[0]);
 	kill(pid, SIGKILL);
 	report("child", pid, 0);
-}
-
-void on_cont(int sig)
-{
-	(void)sig;
-	write(100, "SIGCONT handled", 15);
 }
 
 static void pending_stop_and_continue_cancel(void)

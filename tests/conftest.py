@@ -217,3 +217,23 @@ def pid_one_prefix() -> list[str] | None:
                 prefix = [unshare, "--pid", "--fork", "--mount-proc"]
         _pid_one.append(prefix)
     return _pid_one[0]
+
+
+# The busybox applets shell-script tests put on PATH (dynamically linked
+# /usr/bin programs cannot run in the sandbox).
+BUSYBOX = "/bin/busybox"
+APPLETS = (
+    "basename cat cut echo env expr false grep head kill ls mkdir printf rev rm "
+    "sed seq sleep sort tail tee tr true uniq wc xargs yes"
+).split()
+
+
+@pytest.fixture(scope="session")
+def applets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of busybox applet symlinks, the only entry of PATH."""
+    if not Path(BUSYBOX).exists():
+        pytest.skip(f"{BUSYBOX} is absent")
+    bindir = tmp_path_factory.mktemp("applets")
+    for name in APPLETS:
+        (bindir / name).symlink_to(BUSYBOX)
+    return bindir

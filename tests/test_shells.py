@@ -26,23 +26,8 @@ from conftest import (
 
 BASH = "/bin/bash-static"
 BUSYBOX = "/bin/busybox"
-APPLETS = (
-    "basename cat cut echo env expr false grep head kill ls mkdir printf rev rm "
-    "sed seq sleep sort tail tee tr true uniq wc xargs yes"
-).split()
 
 SHELLS = {"bash": [BASH], "busybox-sh": [BUSYBOX, "sh"]}
-
-
-@pytest.fixture(scope="module")
-def applets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory of busybox applet symlinks, the only entry of PATH."""
-    if not Path(BUSYBOX).exists():
-        pytest.skip(f"{BUSYBOX} is absent")
-    bindir = tmp_path_factory.mktemp("applets")
-    for name in APPLETS:
-        (bindir / name).symlink_to(BUSYBOX)
-    return bindir
 
 
 @pytest.fixture(params=list(SHELLS))

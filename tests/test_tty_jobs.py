@@ -21,8 +21,7 @@ import pytest
 from conftest import sandbox_env
 
 BASH = "/bin/bash-static"
-BUSYBOX = "/bin/busybox"
-APPLETS = ("sleep", "cat", "echo", "true")
+
 TIMEOUT = 60
 
 
@@ -69,16 +68,6 @@ def test_background_reader_stops_and_runs_once_given_the_terminal(build):
     assert "background reader: stopped SIGTTIN\n" in native[0]
     assert "child read: hello\n" in native[0]
     assert "background read ignoring SIGTTIN: EIO\n" in native[0]
-
-
-@pytest.fixture(scope="module")
-def applets(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not Path(BUSYBOX).exists():
-        pytest.skip(f"{BUSYBOX} is absent")
-    bindir = tmp_path_factory.mktemp("tty-applets")
-    for name in APPLETS:
-        (bindir / name).symlink_to(BUSYBOX)
-    return bindir
 
 
 def _comparable(text: str) -> str:
