@@ -70,6 +70,8 @@ if TYPE_CHECKING:
 TIME_SLICE_US = 20_000
 # The shortest slice given to a task that runs until a nearby deadline.
 MIN_SLICE_US = 1_000
+# The longest the scheduler sleeps on the host in one go, in milliseconds.
+MAX_HOST_SLEEP_MS = 86_400_000
 
 
 @attrs.define(eq=False)
@@ -300,7 +302,10 @@ class Scheduler:
         if poll_only:
             timeout_ms = 0.0
         elif deadline is not None:
-            timeout_ms = math.ceil(max(0, deadline - self._now()) / 1e6)
+            # A far deadline is slept towards a day at a time (the host's
+            # poll and sleep take no more); the loop then looks again.
+            left_ms = math.ceil(max(0, deadline - self._now()) / 1e6)
+            timeout_ms = min(left_ms, MAX_HOST_SLEEP_MS)
         kernel_fds = [] if poll_only else list(self._kernel_fds)
         if not watchers and not kernel_fds:
             if timeout_ms:
