@@ -114,3 +114,12 @@ def test_go_network_program_runs_as_on_linux(runtime_build):
     assert native.returncode == 5
     assert "echoes: [HELLO 0 HELLO 1 HELLO 2 HELLO 3 HELLO 4]" in native.stdout
     assert "deadline expired: true" in native.stdout
+
+
+def test_go_network_program_over_host_sockets(runtime_build):
+    # With --net host the sockets are the host's, watched by the epoll
+    # instance's own host epoll; the test stays on the host's loopback.
+    native = assert_same(runtime_build("runtime_net.go"), extra_opts=["--net", "host"],
+                         timeout=60)
+    assert native.returncode == 5
+    assert "http: 200 path=/x/y" in native.stdout
