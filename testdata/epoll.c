@@ -312,6 +312,43 @@ static void pwait_mask_applies_while_waiting(void)
 	SHOW(syscall(SYS_epoll_pwait, ep, &ev, 1, 0, &during, 4));
 }
 
+/*
+ * Two processes each wait in epoll_wait on an instance of their own, both
+ * with an EPOLLEXCLUSIVE interest in one eventfd; one write wakes one of
+ * them. Each reports through a pipe whether it woke before its timeout.
+ */
+static void exclusive_wakes_one_waiter(void)
+{
+	int efd = eventfd(0, EFD_NONBLOCK), report[2], i, woke = 0, st;
+	pid_t pids[2];
+	uint64_t v = 1;
+	char c;
+
+	pipe(report);
+	for (i = 0; i < 2; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct epoll_event got;
+			int ep = epoll_create1(0);
+
+			add(ep, efd, EPOLLIN | EPOLLEXCLUSIVE, i);
+			c = epoll_wait(ep, &got, 1, 1000) == 1 ? 'y' : 'n';
+			write(report[1], &c, 1);
+			_exit(0);
+		}
+	}
+	wait_until_sleeping(pids[0]);
+	wait_until_sleeping(pids[1]);
+	write(efd, &v, 8);
+	for (i = 0; i < 2; i++) {
+		read(report[0], &c, 1);
+		woke += c == 'y';
+	}
+	printf("woken: %d\n", woke);
+	while (wait(&st) > 0)
+		;
+}
+
 static const struct scenario scenarios[] = {
 	{ "create_and_ctl_errors", create_and_ctl_errors },
 	{ "devices_without_poll_are_refused", devices_without_poll_are_refused },
@@ -326,6 +363,7 @@ static const struct scenario scenarios[] = {
 	{ "wait_times_out", wait_times_out },
 	{ "wait_interrupted_by_signal", wait_interrupted_by_signal },
 	{ "pwait_mask_applies_while_waiting", pwait_mask_applies_while_waiting },
+	{ "exclusive_wakes_one_waiter", exclusive_wakes_one_waiter },
 	{ NULL, NULL },
 };
 

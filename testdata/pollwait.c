@@ -321,9 +321,10 @@ static void nanosleep_reports_time_left(void)
 	printf("rem untouched: %ld\n", (long)rem.tv_sec);
 }
 
+/* musl's sigtimedwait() calls the kernel again after EINTR, glibc's not. */
 static void sigtimedwait_interrupted_by_a_handler(void)
 {
-	struct timespec ts = { 10, 0 };
+	struct timespec ts = { 3, 0 };
 	siginfo_t info;
 	sigset_t wanted;
 

@@ -37,8 +37,11 @@ Closing: an interest whose description has no descriptor left (``refs`` is
 tell from Linux dropping it at the close. Closing the epoll file drops every
 interest.
 
-XXX: EPOLLEXCLUSIVE is accepted and checked as Linux checks it, but wakes
-every waiter: epoll(7) promises "one or more".
+An EPOLLEXCLUSIVE interest listens as an exclusive waiter: when its file
+notifies, the exclusive interests of several instances are tried in turn and
+the first whose instance has a waiter takes the event alone, as Linux wakes
+one of them ("one or more" - epoll(7)). An instance nobody waits on queues
+the event and lets the next one try.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ class Interest:
         self.data = data
         self.queue = file.poll_queue()
         self.host_fd = file.poll_host_fd()
-        self.callback: Callable[[], None] = self._notified
+        self.callback: Callable[[], bool] = self._notified
 
     @property
     def armed(self) -> bool:
@@ -116,15 +119,21 @@ class Interest:
         """The watched description has no descriptor left."""
         return self.file.refs <= 0
 
-    def _notified(self) -> None:
-        if self.armed:
-            self.ep.mark_ready(self)
+    def _notified(self) -> bool:
+        """The file notified: queue this interest; for an exclusive one,
+        whether a task waits on the instance to take the event."""
+        if not self.armed:
+            return False
+        waited_on = len(self.ep.queue) > 0
+        self.ep.mark_ready(self)
+        return waited_on
 
     def listen(self) -> None:
         """Hear the file's notifications that concern our events."""
         if self.queue is not None:
             self.queue.remove(self.callback)
-            self.queue.add(self.callback, self.events & ~EP_PRIVATE_BITS)
+            exclusive = bool(self.events & EPOLLEXCLUSIVE)
+            self.queue.add(self.callback, self.events & ~EP_PRIVATE_BITS, exclusive)
 
     def stop_listening(self) -> None:
         if self.queue is not None:

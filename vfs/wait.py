@@ -17,6 +17,10 @@ until their owner removes them, so a task waiting on several queues (poll)
 removes itself from all of them when it wakes; wakeups may be spurious and
 the re-run system call decides whether it can proceed.
 
+A waiter may be registered as *exclusive* (EPOLLEXCLUSIVE interests): a
+notification calls every other waiter, but exclusive ones only until one of
+them returns True (it woke a task), as Linux wakes one exclusive waiter.
+
 A waiter may be registered with an event mask, and :meth:`WaitQueue.notify`
 may name the poll(2) events the change concerns (its *key*, as Linux's
 wake-ups carry one): a keyed notification skips the waiters whose mask has
@@ -51,7 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-Waiter = Callable[[], None]
+Waiter = Callable[[], object]
 
 
 class WaitQueue:
@@ -60,33 +64,40 @@ class WaitQueue:
     __slots__ = ("_waiters",)
 
     def __init__(self) -> None:
-        # (callback, mask): a mask of 0 hears every notification.
-        self._waiters: list[tuple[Waiter, int]] = []
+        # (callback, mask, exclusive): a mask of 0 hears every notification.
+        self._waiters: list[tuple[Waiter, int, bool]] = []
 
     def __len__(self) -> int:
         return len(self._waiters)
 
-    def add(self, waiter: Waiter, events: int = 0) -> None:
+    def add(self, waiter: Waiter, events: int = 0, exclusive: bool = False) -> None:
         """Call ``waiter`` on notifications whose key shares bits with
-        ``events`` (every notification when ``events`` is 0)."""
-        self._waiters.append((waiter, events))
+        ``events`` (every notification when ``events`` is 0); an
+        ``exclusive`` waiter returns whether it woke a task."""
+        self._waiters.append((waiter, events, exclusive))
 
     def remove(self, waiter: Waiter) -> None:
         """Forget ``waiter``; removing one that is not registered is harmless."""
-        for i, (registered, _mask) in enumerate(self._waiters):
+        for i, (registered, _mask, _exclusive) in enumerate(self._waiters):
             if registered is waiter:
                 del self._waiters[i]
                 return
 
     def notify(self, events: int = 0) -> None:
-        """Run every waiter registered now whose mask matches ``events``.
+        """Run every waiter registered now whose mask matches ``events``, and
+        exclusive ones until one reports that it woke a task.
 
         ``events`` is the key: the poll events the change concerns, 0 when
         it may concern any. A waiter may remove itself.
         """
-        for waiter, mask in list(self._waiters):
-            if not events or not mask or events & mask:
+        woke_exclusive = False
+        for waiter, mask, exclusive in list(self._waiters):
+            if events and mask and not events & mask:
+                continue
+            if not exclusive:
                 waiter()
+            elif not woke_exclusive:
+                woke_exclusive = bool(waiter())
 
 
 class WouldBlock(Exception):
