@@ -194,7 +194,7 @@ static int send_fd(int sock, int fd)
 	return sendmsg(sock, &msg, 0);
 }
 
-static int recv_fd(int sock, int *flags)
+static int recv_fd_flags(int sock, int *flags, int recv_flags)
 {
 	struct msghdr msg = { 0 };
 	char byte;
@@ -210,13 +210,18 @@ static int recv_fd(int sock, int *flags)
 	msg.msg_iovlen = 1;
 	msg.msg_control = u.buf;
 	msg.msg_controllen = sizeof(u.buf);
-	if (recvmsg(sock, &msg, 0) < 0)
+	if (recvmsg(sock, &msg, recv_flags) < 0)
 		return -1;
 	*flags = msg.msg_flags;
 	for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
 			memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	return fd;
+}
+
+static int recv_fd(int sock, int *flags)
+{
+	return recv_fd_flags(sock, flags, 0);
 }
 
 static void rights(void)
@@ -279,6 +284,20 @@ static void rights(void)
 	{
 		char buf[8];
 		S(read(sv[1], buf, sizeof(buf)));
+	}
+	close(sv[0]);
+	close(sv[1]);
+
+	/* A peek installs the descriptors too; the read then gets its own. */
+	S(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	S(send_fd(sv[0], 1));
+	{
+		int a = recv_fd_flags(sv[1], &flags, MSG_PEEK);
+		int b = recv_fd(sv[1], &flags);
+
+		YESNO(a > 2 && b > 2 && a != b);
+		close(a);
+		close(b);
 	}
 	close(sv[0]);
 	close(sv[1]);
@@ -449,6 +468,31 @@ static void abstract(void)
 	S(recv(c, buf, sizeof(buf), 0));
 	close(c);
 	close(a);
+
+	/* A Unix stream read names a sender that has a name. */
+	{
+		struct sockaddr_un from;
+		socklen_t flen = sizeof(from);
+		int l, named, s2;
+
+		S(l = socket(AF_UNIX, SOCK_STREAM, 0));
+		S(bind(l, (struct sockaddr *)&sun, alen));
+		S(listen(l, 1));
+		S(named = socket(AF_UNIX, SOCK_STREAM, 0));
+		S(bind(named, (struct sockaddr *)&sun, sizeof(sa_family_t)));
+		S(connect(named, (struct sockaddr *)&sun, alen));
+		S_OK(s2 = accept(l, NULL, NULL));
+		S(write(named, "n", 1));
+		S(recvfrom(s2, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen));
+		printf("sender name len %d\n", (int)flen);
+		S(write(s2, "m", 1));
+		flen = sizeof(from);
+		S(recvfrom(named, buf, sizeof(buf), 0, (struct sockaddr *)&from, &flen));
+		YESNO(flen == alen && memcmp(&from, &sun, alen) == 0);
+		close(s2);
+		close(named);
+		close(l);
+	}
 
 	/* bind with the family alone picks a name: NUL and five hex digits. */
 	S(a = socket(AF_UNIX, SOCK_DGRAM, 0));

@@ -100,6 +100,13 @@ class Ancillary:
     # open until the sandbox ends; Linux's garbage collector of in-flight
     # descriptors is not modelled.
 
+    def copy_held(self) -> Ancillary:
+        """What a peek hands over: the same files, each with a reference of
+        the copy's own (Linux installs peeked descriptors as new ones)."""
+        copy = Ancillary(list(self.rights), self.creds)
+        copy.hold()
+        return copy
+
     def hold(self) -> None:
         """The files are in flight: keep them open until delivered."""
         for file in self.rights:

@@ -242,9 +242,13 @@ class DgramSocket(Socket):
             out.flags |= abi.MSG_TRUNC
         passcred = self.opt(abi.SOL_SOCKET, abi.SO_PASSCRED)
         if gram.anc is not None or passcred:
-            rights = gram.anc.rights if gram.anc is not None else []
-            out.anc = Ancillary([] if flags & abi.MSG_PEEK else list(rights),
-                                gram.creds if passcred else None)
+            if gram.anc is None:
+                out.anc = Ancillary()
+            elif flags & abi.MSG_PEEK:
+                out.anc = gram.anc.copy_held()
+            else:
+                out.anc = Ancillary(list(gram.anc.rights))
+            out.anc.creds = gram.creds if passcred else None
         if not flags & abi.MSG_PEEK:
             self.rx.popleft()
             self.rx_bytes -= len(gram.data)

@@ -377,7 +377,11 @@ class StreamSocket(Socket):
             if seg.off == len(seg.data):
                 self.rx.popleft()
             self.rx_bytes -= len(piece)
-        return Received(b"".join(parts), None, anc, 0, count - want)
+        # A Unix stream names a sender that has a name; TCP names nobody.
+        src = None
+        if not self.tcp_like and self.peer_addr:
+            src = self.pack_addr(self.peer_addr)
+        return Received(b"".join(parts), src, anc, 0, count - want)
 
     def _control(self, seg: Segment, flags: int) -> Ancillary | None:
         """The control data a read of ``seg`` hands over (once, unless peeking)."""
@@ -387,10 +391,13 @@ class StreamSocket(Socket):
             seg.anc = None
         if anc is None and not passcred:
             return None
-        out = Ancillary(list(anc.rights) if anc is not None else [], None)
-        if flags & abi.MSG_PEEK:
-            # A peek shows the descriptors without taking them.
-            out.rights = []
+        if anc is None:
+            out = Ancillary()
+        elif flags & abi.MSG_PEEK:
+            out = anc.copy_held()
+        else:
+            out = Ancillary(list(anc.rights))
+        out.creds = None
         if passcred:
             out.creds = seg.creds
         return out
