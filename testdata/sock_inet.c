@@ -139,6 +139,28 @@ static void tcp_echo(void)
 	S(send(c, "x", 1, MSG_NOSIGNAL));
 	S(send(c, "x", 1, MSG_NOSIGNAL));
 	close(c);
+
+	/* Closing with unread data, or with a zero linger time, resets. */
+	{
+		struct linger l = { 1, 0 };
+		int s;
+
+		S(c = socket(AF_INET, SOCK_STREAM, 0));
+		S(connect(c, (struct sockaddr *)&a, sizeof(a)));
+		s = accept(lfd, NULL, NULL);
+		S(write(c, "unread", 6));
+		close(s);
+		S(read(c, buf, sizeof(buf)));
+		S(read(c, buf, sizeof(buf)));
+		close(c);
+		S(c = socket(AF_INET, SOCK_STREAM, 0));
+		S(connect(c, (struct sockaddr *)&a, sizeof(a)));
+		s = accept(lfd, NULL, NULL);
+		S(setsockopt(s, SOL_SOCKET, SO_LINGER, &l, sizeof(l)));
+		close(s);
+		S(recv(c, buf, sizeof(buf), 0));
+		close(c);
+	}
 	close(lfd);
 }
 
