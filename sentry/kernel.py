@@ -344,6 +344,8 @@ class Kernel:
             result = row.handler(task, regs[1], regs[2], regs[3], regs[4], regs[5], regs[6])
         except SyscallError as err:
             result = -err.errno
+            # A call that waited before and fails now leaves no deadline.
+            task.wait_deadline_ns = None
         except WouldBlock as wait:
             self._park(task, regs, wait)
             return None

@@ -122,7 +122,7 @@ class SignalFd(OpenFile):
             raise fail(abi.EAGAIN)
 
         # Take as many records as fit; wait only for the first.
-        out = []
+        out: list[bytes] = []
         while len(out) < count // SIGNALFD_SIGINFO_SIZE:
             record = self._take(task)
             if record is None:

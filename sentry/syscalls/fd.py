@@ -670,6 +670,7 @@ def readiness_wait(
     mask may have unblocked one). Shared by poll, select and epoll_wait.
     """
     if signals.has_deliverable(t):
+        t.wait_deadline_ns = None
         raise SyscallError(abi.EINTR)
     queues = []
     host_fds = []
