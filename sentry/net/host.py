@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from sentry.kernel import Kernel
     from sentry.net.policy import NetPolicy
 
+HOST_RECV_MAX = 1 << 20
 # MSG_* flags passed on to the host; the rest are the sentry's business.
 _HOST_SEND_FLAGS = abi.MSG_OOB | abi.MSG_DONTROUTE | abi.MSG_EOR | abi.MSG_MORE
 _HOST_RECV_FLAGS = abi.MSG_OOB | abi.MSG_PEEK | abi.MSG_TRUNC | abi.MSG_WAITALL
@@ -91,7 +92,9 @@ class HostSocket(Socket):
         ip, port = parse_inet(raw, self.family, v6only, for_bind)
         if self.family == abi.AF_INET:
             return (text_of(ip), port)
-        flow = struct.unpack_from(">I", raw, 4)[0]
+        # The flow label is 20 bits; Linux ignores the rest (and Python's
+        # socket module would refuse it).
+        flow = struct.unpack_from(">I", raw, 4)[0] & 0xFFFFF
         scope = struct.unpack_from("<I", raw, 24)[0] if len(raw) >= 28 else 0
         return (str(ipaddress.IPv6Address(ip)), port, flow, scope)
 
@@ -218,7 +221,9 @@ class HostSocket(Socket):
 
     def recvmsg(self, count: int, flags: int) -> Received:
         host_flags = flags & _HOST_RECV_FLAGS & ~abi.MSG_WAITALL
-        buf = bytearray(max(count, 0))
+        # One call moves at most HOST_RECV_MAX bytes (a stream may return
+        # less than asked; no datagram is larger).
+        buf = bytearray(min(max(count, 0), HOST_RECV_MAX))
         try:
             n, _anc, msg_flags, addr = self.sock.recvmsg_into([buf], 0, host_flags)
         except BlockingIOError:
