@@ -1,5 +1,6 @@
 // A Rust program that leans on std: threads, mpsc channels, Mutex and
-// Condvar, a child process through std::process::Command, and std::fs. It
+// Condvar, a child process through std::process::Command, std::fs and
+// std::net over the loopback. It
 // prints only what any correct kernel makes it print, and exits with
 // status 4.
 //
@@ -8,7 +9,8 @@
 
 use std::env;
 use std::fs;
-use std::io::{self, BufRead, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{self, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -196,6 +198,46 @@ fn files() {
     println!("removed: {}", !dir.exists());
 }
 
+// TCP over the loopback: a server thread per client, then a refused connect
+// to the port of a listener that was dropped.
+fn network() {
+    let ln = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = ln.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let handlers: Vec<_> = (0..3)
+            .map(|_| {
+                let (stream, _) = ln.accept().unwrap();
+                thread::spawn(move || {
+                    let mut line = String::new();
+                    BufReader::new(stream.try_clone().unwrap()).read_line(&mut line).unwrap();
+                    let mut stream = stream;
+                    stream.write_all(line.to_uppercase().as_bytes()).unwrap();
+                })
+            })
+            .collect();
+        for h in handlers {
+            h.join().unwrap();
+        }
+    });
+    let clients: Vec<_> = (0..3)
+        .map(|i| {
+            thread::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                writeln!(c, "hello {}", i).unwrap();
+                let mut line = String::new();
+                BufReader::new(c).read_line(&mut line).unwrap();
+                line
+            })
+        })
+        .collect();
+    let mut got: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    got.sort();
+    println!("tcp: {:?}", got);
+    server.join().unwrap();
+    let refused = TcpStream::connect_timeout(&addr, Duration::from_secs(5));
+    println!("refused: {:?}", refused.map_err(|e| e.kind()).err());
+}
+
 fn main() {
     let args: Vec<String> = env::args().collect();
     if args.len() > 1 && args[1] == "child" {
@@ -207,6 +249,7 @@ fn main() {
     timing();
     children(&me);
     files();
+    network();
     io::stdout().flush().unwrap();
     process::exit(4);
 }

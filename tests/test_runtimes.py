@@ -101,6 +101,7 @@ def test_rust_program_runs_as_on_linux(runtime_build):
     assert "mutex count: 8000 atomic count: 8000" in native.stdout
     assert "child status: Some(6)" in native.stdout
     assert "removed: true" in native.stdout
+    assert "refused: Some(ConnectionRefused)" in native.stdout
 
 
 # TODO: a non-blocking TCP connect to the sandbox's loopback stays "in
