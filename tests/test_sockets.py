@@ -269,7 +269,7 @@ _SOCKET_CALLS = ["socket", "socketpair", "bind", "listen", "accept", "accept4",
                  "sendmmsg", "recvmmsg", "read", "write", "close", "ioctl"]
 
 
-def _socket_fuzz_kernel(exe: str, workdir: str):  # type: ignore[no-untyped-def]
+def _socket_fuzz_kernel(exe: str, workdir: str, net: str):  # type: ignore[no-untyped-def]
     """A kernel whose task holds sockets of every kind in descriptors 3-9 and
     socket addresses, a msghdr and option values in a scratch page."""
     import struct
@@ -277,8 +277,10 @@ def _socket_fuzz_kernel(exe: str, workdir: str):  # type: ignore[no-untyped-def]
     from sentry import abi
     from sentry.boot import start
     from sentry.kernel import Options
+    from sentry.net.policy import NetPolicy
 
-    kernel, task, _entry, _sp = start(Options(cwd=workdir), exe, [], [])
+    options = Options(cwd=workdir, net=NetPolicy(net))
+    kernel, task, _entry, _sp = start(options, exe, [], [])
     kernel.current = task
     base = 0x10000000
     task.mm.map(base, 0x2000, abi.PROT_READ | abi.PROT_WRITE,
@@ -309,7 +311,8 @@ def _socket_fuzz_kernel(exe: str, workdir: str):  # type: ignore[no-untyped-def]
     return kernel, base
 
 
-def test_random_socket_calls_raise_no_python_exception(build, tmp_path):
+@pytest.mark.parametrize("net", ["none", "host"])
+def test_random_socket_calls_raise_no_python_exception(build, tmp_path, net):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -321,7 +324,7 @@ def test_random_socket_calls_raise_no_python_exception(build, tmp_path):
     def kernel():  # type: ignore[no-untyped-def]
         k = state["kernel"]
         if k is None or k[0].current is None or k[0].current.exited:
-            k = _socket_fuzz_kernel(exe, str(tmp_path))
+            k = _socket_fuzz_kernel(exe, str(tmp_path), net)
             state["kernel"] = k
         k[0].kernel_bug = None
         return k
