@@ -2,7 +2,8 @@
  * sock_misc: the rest of the socket surface. SO_RCVTIMEO ends a blocking
  * receive with EAGAIN; a signal without SA_RESTART interrupts a blocking
  * accept and recv with EINTR; readv/writev, FIONREAD and fcntl(O_NONBLOCK) on
- * sockets; sendmmsg/recvmmsg; the edges edge-triggered epoll reports for a
+ * sockets; recv(MSG_WAITALL) of more than a socket buffer holds, written
+ * by another process; sendmmsg/recvmmsg; the edges edge-triggered epoll reports for a
  * Unix stream socket; and getaddrinfo of "localhost" (what the libc reads
  * from /etc/hosts).
  */
@@ -18,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,6 +118,31 @@ static void file_calls(void)
 	close(sv[1]);
 }
 
+static void waitall(void)
+{
+	static char buf[3 << 18];
+	int sv[2], status;
+	long n;
+	pid_t pid;
+
+	printf("== MSG_WAITALL\n");
+	S(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		memset(buf, 'w', sizeof(buf));
+		write(sv[1], buf, sizeof(buf));
+		_exit(0);
+	}
+	close(sv[1]);
+	S(n = recv(sv[0], buf, sizeof(buf), MSG_WAITALL));
+	YESNO(n == sizeof(buf) && buf[0] == 'w' && buf[sizeof(buf) - 1] == 'w');
+	S(recv(sv[0], buf, 16, MSG_WAITALL));
+	waitpid(pid, &status, 0);
+	close(sv[0]);
+}
+
 static void multiple(void)
 {
 	int sv[2], i;
@@ -211,6 +238,7 @@ int main(int argc, char **argv)
 	timeouts();
 	interrupted();
 	file_calls();
+	waitall();
 	multiple();
 	edge_triggered();
 	if (argc > 1 && strcmp(argv[1], "names") == 0)

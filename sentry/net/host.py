@@ -79,8 +79,8 @@ class HostSocket(Socket):
     def poll_host_fd(self) -> int | None:
         return self.fd
 
-    def _wait(self, events: int, msg_flags: int = 0, done: int = 0
-              ) -> SyscallError | WouldBlock:
+    def wait(self, events: int, msg_flags: int = 0, done: int = 0
+             ) -> SyscallError | WouldBlock:
         if self.nonblocking or msg_flags & abi.MSG_DONTWAIT:
             return SyscallError(abi.EAGAIN)
         return WouldBlock(None, events, host_fd=self.fd, done=done)
@@ -156,7 +156,7 @@ class HostSocket(Socket):
         try:
             conn, _addr = self.sock.accept()
         except BlockingIOError:
-            raise self._wait(abi.POLLIN) from None
+            raise self.wait(abi.POLLIN) from None
         except OSError as exc:
             raise _oserror(exc) from None
         return HostSocket(self.kernel, self.policy, self.family, self.sotype,
@@ -211,7 +211,7 @@ class HostSocket(Socket):
             else:
                 n = self.sock.send(data, host_flags)
         except BlockingIOError:
-            raise self._wait(abi.POLLOUT, flags) from None
+            raise self.wait(abi.POLLOUT, flags) from None
         except OSError as exc:
             raise _oserror(exc) from None
         if n < len(data) and self.sotype == abi.SOCK_STREAM and not (
@@ -227,7 +227,7 @@ class HostSocket(Socket):
         try:
             n, _anc, msg_flags, addr = self.sock.recvmsg_into([buf], 0, host_flags)
         except BlockingIOError:
-            raise self._wait(abi.POLLIN, flags) from None
+            raise self.wait(abi.POLLIN, flags) from None
         except OSError as exc:
             raise _oserror(exc) from None
         packed = self._pack(addr) if addr else None

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sentry import abi, signals
 from sentry.errors import SyscallError
-from sentry.net.base import Ancillary, Received, Socket, Ucred, timeout_ns
+from sentry.net.base import (
+    POLL_READ,
+    Ancillary,
+    Received,
+    Socket,
+    Ucred,
+    timeout_ns,
+)
 from sentry.syscalls.args import s32, u32
 from sentry.syscalls.fd import IOV_MAX, MAX_RW, _gather, _iovecs, _scatter
 from sentry.syscalls.table import syscall
@@ -87,20 +94,63 @@ def _timed(t: Task, sock: Socket, which: int, call: Callable[[], T]) -> T:
     try:
         result = call()
     except WouldBlock as wait:
-        limit = timeout_ns(sock, which)
-        if limit is None:
-            raise
-        now = t.process.kernel.clock.monotonic_ns()
-        if t.wait_deadline_ns is None:
-            t.wait_deadline_ns = now + limit
-        elif now >= t.wait_deadline_ns:
-            t.wait_deadline_ns = None
-            t.io_done = 0
-            raise SyscallError(abi.EAGAIN) from None
-        wait.deadline_ns = t.wait_deadline_ns
+        _limit_wait(t, sock, which, wait)
         raise
     t.wait_deadline_ns = None
     return result
+
+
+def _limit_wait(t: Task, sock: Socket, which: int, wait: WouldBlock) -> None:
+    """Give ``wait`` the deadline of SO_RCVTIMEO / SO_SNDTIMEO (set at the
+    first wait of the call); EAGAIN once it has passed."""
+    limit = timeout_ns(sock, which)
+    if limit is None:
+        return
+    now = t.process.kernel.clock.monotonic_ns()
+    if t.wait_deadline_ns is None:
+        t.wait_deadline_ns = now + limit
+    elif now >= t.wait_deadline_ns:
+        t.wait_deadline_ns = None
+        t.io_done = 0
+        raise SyscallError(abi.EAGAIN)
+    wait.deadline_ns = t.wait_deadline_ns
+
+
+def _recv_all(t: Task, sock: Socket, buf: int, count: int, flags: int) -> int:
+    """recv(MSG_WAITALL) on a blocking stream: wait until ``count`` bytes came,
+    the stream ended, or a signal or error stops the call (which then returns
+    what it took). Progress is kept in ``task.io_done`` across waits, as a
+    partial write's is."""
+    done = t.io_done
+    while done < count:
+        try:
+            got = sock.recvmsg(count - done, flags | abi.MSG_DONTWAIT)
+        except SyscallError as err:
+            if err.errno == abi.EAGAIN:
+                wait = sock.wait(POLL_READ)
+                if isinstance(wait, WouldBlock):
+                    t.io_done = done
+                    try:
+                        _limit_wait(t, sock, abi.SO_RCVTIMEO, wait)
+                    except SyscallError:
+                        if done:
+                            return done
+                        raise
+                raise wait from None
+            t.io_done = 0
+            t.wait_deadline_ns = None
+            if done:
+                return done
+            raise
+        if got.anc is not None:
+            got.anc.drop()
+        if not got.data:
+            break
+        t.mm.write(buf + done, got.data)
+        done += len(got.data)
+    t.io_done = 0
+    t.wait_deadline_ns = None
+    return done
 
 
 def _send(t: Task, sock: Socket, data: bytes, raw: bytes | None,
@@ -302,6 +352,12 @@ def recvfrom(t: Task, fd: int, buf: int, length: int, flags: int, addr: int,
     count = min(length, MAX_RW)
     t.mm.check_writable(buf, count)
     _check_addr_room(t, addr, len_ptr)
+    # A blocking stream with MSG_WAITALL gathers across waits.
+    if (flags & abi.MSG_WAITALL and sock.sotype == abi.SOCK_STREAM
+            and not flags & (abi.MSG_PEEK | abi.MSG_DONTWAIT) and not sock.nonblocking):
+        n = _recv_all(t, sock, buf, count, flags & ~abi.MSG_WAITALL)
+        _write_addr(t, None, addr, len_ptr)
+        return n
     got = _recv(t, sock, count, flags)
     if got.anc is not None:
         got.anc.drop()
