@@ -18,8 +18,8 @@ not spared the default action (it is for signals sent from inside, see
 catch SIGINT, and pysentry exits with 130 like the shell reports.
 
 A Python signal handler runs between two bytecodes of whatever the kernel
-is doing, so it only records the signal and raises the kernel's
-``signals_pending`` flag. The kernel turns recorded signals into guest
+is doing, so it only records the signal, raises the kernel's
+``signals_pending`` flag and writes to the self-pipe (see below). The kernel turns recorded signals into guest
 signals at its safe points: when a syscall ends and between time slices
 (:meth:`take`). While every task sleeps, the scheduler watches a self-pipe
 the handler writes to (``signal.set_wakeup_fd``), so a sleeping guest wakes
@@ -105,6 +105,14 @@ class HostSignals:
     def _on_signal(self, signo: int, _frame: object) -> None:
         self.arrived.append(signo)
         self.kernel.signals_pending = True
+        # Python runs this handler a little after the signal, maybe after the
+        # scheduler already emptied the pipe and found nothing recorded: one
+        # more byte makes sure a sleeping kernel looks again.
+        if self._pipe is not None:
+            try:
+                os.write(self._pipe[1], b"\0")
+            except OSError:
+                pass  # the pipe is full: the kernel will look anyway
 
     def _drain(self) -> None:
         """The self-pipe woke the scheduler: empty it and pass the signals on."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 
 import pytest
 from conftest import sandbox_env
@@ -39,11 +40,20 @@ def _session(command: list[str], signos: list[int], ignore_hup: bool = False
         proc.send_signal(signo)
         if command[-1] == "catch":
             lines.append(proc.stdout.readline())
+    # Read the rest through the same buffered reader as the lines above
+    # (communicate() would skip what readline() already buffered); a
+    # program that does not end is killed, which ends the read.
+    watchdog = threading.Timer(READY_TIMEOUT, proc.kill)
+    watchdog.start()
     try:
-        rest, _err = proc.communicate(timeout=READY_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+        rest = proc.stdout.read()
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        proc.stdout.close()
+        assert proc.stderr is not None
+        proc.stderr.close()
+    if proc.returncode == -signal.SIGKILL and signal.SIGKILL not in signos:
         pytest.fail(f"{command} did not end after {signos}")
     return "".join(lines) + rest, proc.returncode
 
