@@ -105,6 +105,16 @@ int main(void)
 	SHOW_OK(fd = open("nodriver", O_PATH));
 	close(fd);
 
+	printf("== a socket node\n");
+	SHOW(mknod("sock", S_IFSOCK | 0600, 0));
+	SHOW(lstat("sock", &st));
+	printf("sock: socket %s\n", S_ISSOCK(st.st_mode) ? "yes" : "no");
+	SHOW(open("sock", O_RDONLY));
+	SHOW(open("sock", O_WRONLY));
+	SHOW_OK(fd = open("sock", O_PATH));
+	close(fd);
+	SHOW(unlink("sock"));
+
 	SHOW(unlink("fifo"));
 	SHOW(unlink("made-by-mknod"));
 	SHOW(unlink("null"));

@@ -558,8 +558,11 @@ static void datagrams(const char *dir)
 
 int main(void)
 {
-	char dir[] = "/tmp/pysentry-sock-XXXXXX";
+	/* Named sockets go in a new directory under $TMPDIR (default /tmp). */
+	const char *base = getenv("TMPDIR");
+	char dir[4096];
 
+	snprintf(dir, sizeof(dir), "%s/pysentry-sock-XXXXXX", base ? base : "/tmp");
 	if (!mkdtemp(dir))
 		return 1;
 	stream_pair();

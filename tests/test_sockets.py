@@ -12,6 +12,7 @@ real clients (and nc as a server) the same way.
 from __future__ import annotations
 
 import http.server
+import os
 import socket
 import socketserver
 import threading
@@ -101,6 +102,13 @@ def _host_address() -> str:
 @pytest.mark.parametrize("flavour", ["static", "musl"])
 def test_unix_sockets_match_native(build, flavour):
     assert_same(build("sock_unix", flavour))
+
+
+def test_unix_socket_names_in_a_bound_host_directory(build, tmp_path):
+    """Path names bound in a --bind directory are socket nodes on the host
+    too; the sockets behind them stay the sandbox's own."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    assert_same(build("sock_unix"), [], ["--bind", f"{tmp_path}:{tmp_path}"], env=env)
 
 
 @pytest.mark.parametrize("flavour", ["static", "musl"])

@@ -167,7 +167,9 @@ class HostInode(Inode):
     def mknod(self, name: str, mode: int, rdev: int, uid: int, gid: int) -> Inode:
         self._writable()
         rel = self._child_rel(name)
-        if mode & abi.S_IFMT not in (abi.S_IFREG, abi.S_IFIFO, 0):
+        # Device nodes would reach the host's devices; sockets and FIFOs are
+        # only names on the host (the sandbox serves them itself).
+        if mode & abi.S_IFMT not in (abi.S_IFREG, abi.S_IFIFO, abi.S_IFSOCK, 0):
             raise fail(abi.EPERM)
         host_call(os.mknod, self.fs.host_path(rel), mode)
         return self._new_child(rel)

@@ -213,6 +213,12 @@ def open_location(
     if mask:
         require_access(t, inode, mask)
 
+    # "ENXIO: The file is a UNIX domain socket" - open(2).
+    if not inode.is_reg and not inode.is_dir and inode.stat().mode & abi.S_IFMT == (
+        abi.S_IFSOCK
+    ):
+        raise SyscallError(abi.ENXIO)
+
     # Open, then truncate a regular file opened for writing with O_TRUNC.
     file = inode.open(flags & ~(abi.O_CREAT | abi.O_EXCL | abi.O_NOCTTY), loc.path, t)
     if not isinstance(inode, OpenFileInode):
