@@ -104,14 +104,8 @@ def test_rust_program_runs_as_on_linux(runtime_build):
     assert "refused: Some(ConnectionRefused)" in native.stdout
 
 
-# TODO: a non-blocking TCP connect to the sandbox's loopback stays "in
-# progress" for getpeername (ENOTCONN) until connect is called again; Go waits
-# for another edge on the socket after getpeername fails, and none comes.
-@pytest.mark.xfail(reason="getpeername is ENOTCONN after a non-blocking connect "
-                   "completed, which Go's dialer never calls connect again for",
-                   raises=(AssertionError, subprocess.TimeoutExpired), strict=False)
 def test_go_network_program_runs_as_on_linux(runtime_build):
-    native = assert_same(runtime_build("runtime_net.go"), timeout=30)
+    native = assert_same(runtime_build("runtime_net.go"), timeout=60)
     assert native.returncode == 5
     assert "echoes: [HELLO 0 HELLO 1 HELLO 2 HELLO 3 HELLO 4]" in native.stdout
     assert "deadline expired: true" in native.stdout
