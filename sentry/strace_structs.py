@@ -602,9 +602,12 @@ def _msghdr_text(call: Call, addr: int, data_len: int | None) -> str:
     name, namelen, iov, iovlen, control, controllen, flags = call.unpack(_msghdr, addr)
     name_text = sockaddr_text(call.read(name, min(namelen, 128))) if (
         name and namelen) else "NULL"
+    # strace leaves msg_control out when there is no control data.
+    control_text = (f"msg_control={_cmsgs_text(call, control, controllen)}, "
+                    if controllen else "")
     return (f"{{msg_name={name_text}, msg_namelen={namelen}, "
             f"msg_iov={_iovecs_text(call, iov, iovlen, data_len)}, "
-            f"msg_iovlen={iovlen}, msg_control={_cmsgs_text(call, control, controllen)}, "
+            f"msg_iovlen={iovlen}, {control_text}"
             f"msg_controllen={controllen}, "
             f"msg_flags={flag_names(flags & 0xFFFFFFFF, MSG_FLAGS)}}}")
 
@@ -619,6 +622,38 @@ def msghdr_out(call: Call, addr: int) -> str:
     if not call.succeeded:
         return f"{addr:#x}"
     return _msghdr_text(call, addr, call.result)
+
+
+# struct mmsghdr: a msghdr, then the unsigned int msg_len, padded to 64 bytes.
+_MMSGHDR_SIZE = 64
+
+
+def _mmsghdrs_text(call: Call, addr: int, count: int, received: bool) -> str:
+    items: list[str] = []
+    for i in range(min(count, _MSG_ITEMS)):
+        entry = addr + _MMSGHDR_SIZE * i
+        msg_len = call.unpack(_u32, entry + _msghdr.size)[0]
+        header = _msghdr_text(call, entry, msg_len if received else None)
+        items.append(f"{{msg_hdr={header}, msg_len={msg_len}}}")
+    if count > _MSG_ITEMS:
+        items.append("...")
+    return "[" + ", ".join(items) + "]"
+
+
+def mmsghdrs_sent(call: Call, addr: int) -> str:
+    """sendmmsg(2)'s messages, each with the length it sent (the pointer on
+    failure)."""
+    if not call.succeeded:
+        return f"{addr:#x}"
+    return _mmsghdrs_text(call, addr, call.result or 0, False)
+
+
+def mmsghdrs_received(call: Call, addr: int) -> str:
+    """recvmmsg(2)'s messages as the call filled them in (the pointer on
+    failure)."""
+    if not call.succeeded:
+        return f"{addr:#x}"
+    return _mmsghdrs_text(call, addr, call.result or 0, True)
 
 
 def sockopt_out(call: Call, addr: int) -> str:

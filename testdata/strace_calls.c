@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -29,8 +30,12 @@ int main(int argc, char **argv)
 	struct utsname uts;
 	struct iovec iov[2] = { { "ab", 2 }, { "cd\n", 3 } };
 	struct pollfd pfd;
-	int pipefd[2];
+	int pipefd[2], sv[2];
 	long fd;
+	struct msghdr msg;
+	struct mmsghdr mmsg[2], rmsg[3];
+	struct iovec riov[3];
+	char rbuf[3][16];
 
 	if (argc < 2)
 		return 100;
@@ -68,6 +73,27 @@ int main(int argc, char **argv)
 	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
 	syscall(SYS_uname, &uts);
 	syscall(SYS_kill, 0, 0);
+
+	/* Messages over a datagram socket pair, one and several at a time. */
+	syscall(SYS_socketpair, AF_UNIX, SOCK_DGRAM, 0, sv);
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = 2;
+	syscall(SYS_sendmsg, sv[0], &msg, 0);
+	memset(mmsg, 0, sizeof(mmsg));
+	mmsg[0].msg_hdr.msg_iov = &iov[0];
+	mmsg[0].msg_hdr.msg_iovlen = 1;
+	mmsg[1].msg_hdr.msg_iov = &iov[1];
+	mmsg[1].msg_hdr.msg_iovlen = 1;
+	syscall(SYS_sendmmsg, sv[0], mmsg, 2, 0);
+	memset(rmsg, 0, sizeof(rmsg));
+	for (int i = 0; i < 3; i++) {
+		rmsg[i].msg_hdr.msg_iov = &riov[i];
+		rmsg[i].msg_hdr.msg_iovlen = 1;
+		riov[i].iov_base = rbuf[i];
+		riov[i].iov_len = sizeof(rbuf[i]);
+	}
+	syscall(SYS_recvmmsg, sv[1], rmsg, 3, MSG_DONTWAIT, NULL);
 	syscall(SYS_exit_group, 3);
 	return 100;
 }

@@ -229,9 +229,11 @@ def test_the_trace_reads_as_the_host_strace_prints_it(
         text = re.sub(r"0x[0-9a-f]{6,}", "ADDR", text)
         text = re.sub(r"tv_sec=\d+, tv_nsec=\d+}\) ", "TIME}) ", text)
         text = re.sub(r'nodename="[^"]*"', "NODE", text)
-        text = re.sub(r"pipe:\[\d+\]", "pipe:[N]", text)
-        # strace -y names the new pipe's ends inside pipe2's array; we do not.
-        text = re.sub(r"\[(\d+)<pipe:\[N\]>, (\d+)<pipe:\[N\]>\]", r"[\1, \2]", text)
+        text = re.sub(r"(pipe|socket):\[\d+\]", r"\1:[N]", text)
+        # strace -y names the new ends inside pipe2's and socketpair's
+        # arrays; we do not.
+        text = re.sub(r"\[(\d+)<(pipe|socket):\[N\]>, (\d+)<(pipe|socket):\[N\]>\]",
+                      r"[\1, \3]", text)
         text = re.sub(r"\) +=", ") =", text)
         text = re.sub(r"fd=(\d+)<[^<>]*(<[^<>]*>)?[^<>]*>", r"fd=\1", text)
         return text.splitlines()
