@@ -208,6 +208,7 @@ class Kernel:
         """``task`` has exited: it never runs again."""
         self._tasks.pop(task.tid, None)
         self.sched.forget(task)
+        pidfd.process_changed(task.process)
         if task is self.current:
             task.mm.cpu.stop()
 

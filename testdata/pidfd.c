@@ -7,10 +7,14 @@
 #include "scenario.h"
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/syscall.h>
 
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
 #ifndef PIDFD_NONBLOCK
 #define PIDFD_NONBLOCK O_NONBLOCK
 #endif
@@ -154,12 +158,61 @@ static void waitid_by_pidfd(void)
 	SHOW(waitid(P_PIDFD, fd, &info, WEXITED));
 }
 
+static volatile pid_t thread_tid, handler_tid;
+static volatile int thread_go;
+
+static void on_usr2(int sig)
+{
+	(void)sig;
+	handler_tid = gettid();
+}
+
+static void *thread_body(void *arg)
+{
+	(void)arg;
+	thread_tid = gettid();
+	while (!thread_go)
+		usleep(1000);
+	return NULL;
+}
+
+static void thread_pidfd(void)
+{
+	struct pollfd p;
+	pthread_t th;
+	int fd;
+
+	signal(SIGUSR2, on_usr2);
+	pthread_create(&th, NULL, thread_body, NULL);
+	while (!thread_tid)
+		usleep(1000);
+	SHOW(pidfd_open(thread_tid, 0));
+	fd = pidfd_open(thread_tid, PIDFD_THREAD);
+	printf("thread pidfd: %s\n", fd >= 0 ? "ok" : errname(errno));
+	p.fd = fd;
+	p.events = POLLIN;
+	SHOW(poll(&p, 1, 0));
+	SHOW(pidfd_send_signal(fd, SIGUSR2, NULL, 0));
+	while (!handler_tid)
+		usleep(1000);
+	printf("handled by the thread: %d\n", handler_tid == thread_tid);
+	thread_go = 1;
+	SHOW(poll(&p, 1, 5000));
+	printf("revents: %#x\n", p.revents);
+	pthread_join(th, NULL);
+	SHOW(pidfd_send_signal(fd, SIGUSR2, NULL, 0));
+	fd = pidfd_open(getpid(), PIDFD_THREAD);
+	p.fd = fd;
+	SHOW(poll(&p, 1, 0));
+}
+
 static const struct scenario scenarios[] = {
 	{ "open_errors", open_errors },
 	{ "poll_reports_exit_then_reap", poll_reports_exit_then_reap },
 	{ "epoll_wakes_when_child_exits", epoll_wakes_when_child_exits },
 	{ "send_signal_with_siginfo", send_signal_with_siginfo },
 	{ "waitid_by_pidfd", waitid_by_pidfd },
+	{ "thread_pidfd", thread_pidfd },
 	{ NULL, NULL },
 };
 

@@ -211,6 +211,7 @@ def test_signalfd_is_pollable(event_runs, flavour):
     "epoll_wakes_when_child_exits",
     "send_signal_with_siginfo",
     "waitid_by_pidfd",
+    "thread_pidfd",
 ])
 def test_pidfd_names_a_process(event_runs, flavour, name):
     same(event_runs, "pidfd", flavour, name)

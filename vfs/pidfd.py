@@ -6,8 +6,13 @@ A :class:`PidFd` refers to a :class:`~sentry.task.Process` object, not to a
 pid number, so it keeps naming the same process after the number is reused.
 It is readable (POLLIN) once the whole process has exited, and also hung up
 (POLLHUP) once its parent reaped it, as pidfd_poll reports. The kernel calls
-:func:`process_changed` when a process ends and when it is reaped, which
-notifies the process's queue (:func:`queue_of`), where pollers wait.
+:func:`process_changed` when a thread or the process ends and when the
+process is reaped, which notifies the process's queue (:func:`queue_of`),
+where pollers wait.
+
+A pidfd opened with PIDFD_THREAD names one thread: it is readable and hung
+up as soon as that thread has exited, unless the thread leads its group,
+which Linux keeps until the whole group has ended.
 
 read(2) on a pidfd is EINVAL, as on Linux; pidfd_send_signal and waitid's
 P_PIDFD use :attr:`PidFd.process`.
@@ -25,9 +30,10 @@ from vfs.wait import WaitQueue
 
 if TYPE_CHECKING:
     from sentry.kernel import Kernel
-    from sentry.task import Process
+    from sentry.task import Process, Task
 
 PIDFD_NONBLOCK = abi.O_NONBLOCK
+PIDFD_THREAD = abi.O_EXCL
 
 _queues: weakref.WeakKeyDictionary[Process, WaitQueue] = weakref.WeakKeyDictionary()
 
@@ -52,17 +58,34 @@ class PidFd(OpenFile):
 
     seekable = False
 
-    def __init__(self, kernel: Kernel, proc: Process, flags: int) -> None:
+    def __init__(self, kernel: Kernel, proc: Process, flags: int,
+                 thread: Task | None = None) -> None:
         super().__init__(anon_inode(), abi.O_RDWR | (flags & abi.O_NONBLOCK),
                          "anon_inode:[pidfd]")
         self.kernel = kernel
         self.process = proc
+        # The thread a PIDFD_THREAD descriptor names, else None.
+        self.thread = thread
+
+    @property
+    def pid(self) -> int:
+        """The pid (or for a thread, the tid) the descriptor stands for."""
+        return self.process.pid if self.thread is None else self.thread.tid
+
+    @property
+    def names_a_follower(self) -> bool:
+        """A PIDFD_THREAD descriptor of a thread that does not lead its group."""
+        return self.thread is not None and self.thread.tid != self.process.pid
 
     @property
     def reaped(self) -> bool:
         return self.kernel.find_process(self.process.pid) is not self.process
 
     def poll(self) -> int:
+        if self.names_a_follower:
+            assert self.thread is not None
+            gone = abi.POLLIN | abi.POLLRDNORM | abi.POLLHUP
+            return gone if self.thread.exited else 0
         if self.reaped:
             return abi.POLLIN | abi.POLLRDNORM | abi.POLLHUP
         if self.process.zombie:
@@ -74,5 +97,6 @@ class PidFd(OpenFile):
 
     def fdinfo_lines(self) -> str:
         """The lines /proc/PID/fdinfo/N adds for a pidfd."""
-        pid = -1 if self.reaped else self.process.pid
+        gone = self.thread.exited if self.names_a_follower else self.reaped
+        pid = -1 if gone else self.pid
         return f"Pid:\t{pid}\nNSpid:\t{pid}\n"

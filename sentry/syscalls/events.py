@@ -265,16 +265,21 @@ def signalfd_(t: Task, fd: int, mask: int, size: int, *_: int) -> int:
 def pidfd_open(t: Task, pid: int, flags: int, *_: int) -> int:
     """pidfd_open(2): the descriptor is always close-on-exec."""
     pid, flags = s32(pid), s32(flags)
-    if flags & ~pidfd.PIDFD_NONBLOCK or pid <= 0:
+    if flags & ~(pidfd.PIDFD_NONBLOCK | pidfd.PIDFD_THREAD) or pid <= 0:
         raise SyscallError(abi.EINVAL)
 
-    # The pid must name a process, not another thread of one.
+    # With PIDFD_THREAD any live thread; else the pid must name a process:
+    # another thread of one is ENOENT (Linux 6.9 on; EINVAL before).
     kernel = t.process.kernel
+    thread = next((task for task in kernel.all_tasks() if task.tid == pid), None)
+    if flags & pidfd.PIDFD_THREAD:
+        if thread is None:
+            raise SyscallError(abi.ESRCH)
+        file = pidfd.PidFd(kernel, thread.process, flags, thread)
+        return t.process.fds.install(file, True)
     proc = kernel.find_process(pid)
     if proc is None:
-        if any(task.tid == pid for task in kernel.all_tasks()):
-            raise SyscallError(abi.EINVAL)
-        raise SyscallError(abi.ESRCH)
+        raise SyscallError(abi.ENOENT if thread is not None else abi.ESRCH)
     file = pidfd.PidFd(kernel, proc, flags)
     return t.process.fds.install(file, True)
 
@@ -320,14 +325,22 @@ def pidfd_send_signal(t: Task, fd: int, signo: int, info: int, flags: int,
     # A reaped process is gone; a zombie takes the signal and ignores it.
     if file.reaped:
         raise SyscallError(abi.ESRCH)
+    # A thread's descriptor signals the thread unless told otherwise.
     kernel = t.process.kernel
+    if file.thread is not None and not flags:
+        flags = PIDFD_SIGNAL_THREAD
+    if file.names_a_follower and file.thread is not None and file.thread.exited:
+        raise SyscallError(abi.ESRCH)
     if not signo or proc.zombie:
         return 0
     if flags & PIDFD_SIGNAL_THREAD:
-        leader = next((task for task in proc.threads if task.tid == proc.pid), None)
-        if leader is None or leader.exited:
+        target = file.thread
+        if target is None:
+            target = next((task for task in proc.threads if task.tid == proc.pid),
+                          None)
+        if target is None or target.exited:
             raise SyscallError(abi.ESRCH)
-        signals.send_to_task(kernel, leader, sent)
+        signals.send_to_task(kernel, target, sent)
     elif flags & PIDFD_SIGNAL_PROCESS_GROUP:
         for member in kernel.processes():
             if member.pgid == proc.pgid and not member.zombie:
@@ -350,6 +363,6 @@ SYSCALLS = [
     syscall("timerfd_gettime", timerfd_gettime),
     syscall("signalfd", signalfd_),
     syscall("signalfd4", signalfd4),
-    syscall("pidfd_open", pidfd_open, "PIDFD_THREAD is EINVAL", partial=True),
+    syscall("pidfd_open", pidfd_open),
     syscall("pidfd_send_signal", pidfd_send_signal),
 ]

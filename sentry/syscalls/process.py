@@ -212,7 +212,7 @@ def waitid(t: Task, idtype: int, ident: int, info: int, options: int, rusage: in
         file, child_proc = pidfd_process(t, ident)
         if file.reaped:
             raise SyscallError(abi.ECHILD)
-        idtype, ident = P_PID, child_proc.pid
+        idtype, ident = P_PID, file.pid
         nonblocking_pidfd = bool(file.flags & abi.O_NONBLOCK) and not options & WNOHANG
         if nonblocking_pidfd:
             options |= WNOHANG
