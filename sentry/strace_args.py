@@ -438,6 +438,21 @@ CLOCK = enum(_enum_from_abi(
     "CLOCK_BOOTTIME_ALARM", "CLOCK_TAI",
 ))
 TIMER_FLAGS = flags(_from_abi("TIMER_ABSTIME"))
+TFD_SETTIME_FLAGS = flags({"TFD_TIMER_ABSTIME": 1, "TFD_TIMER_CANCEL_ON_SET": 2})
+_itimerspec = struct.Struct("<qqqq")
+
+
+def _show_itimerspec(call: Call, v: int) -> str:
+    if not v:
+        return "NULL"
+    isec, insec, vsec, vnsec = call.unpack(_itimerspec, v)
+    return (f"{{it_interval={{tv_sec={isec}, tv_nsec={insec}}}, "
+            f"it_value={{tv_sec={vsec}, tv_nsec={vnsec}}}}}")
+
+
+# struct itimerspec (timerfd_settime, timer_settime), in and out.
+ITIMERSPEC = Kind(_show_itimerspec)
+ITIMERSPEC_OUT = Kind(_show_itimerspec, at_exit=True)
 WHENCE = enum(_enum_from_abi("SEEK_SET", "SEEK_CUR", "SEEK_END", "SEEK_DATA",
                              "SEEK_HOLE"))
 FCNTL_COMMANDS = _enum_from_abi(
